@@ -212,15 +212,17 @@ BEGIN
 			 ORDER BY 1, 2, 3', oldq, newq);
 	ELSE
 		RETURN QUERY EXECUTE format(
-			'WITH o AS (%1$s), n AS (%2$s)
+			'WITH o AS (SELECT x.j, (SELECT jsonb_object_agg(k, x.j -> k) FROM unnest($1) k) AS key
+						  FROM (%1$s) x),
+				  n AS (SELECT x.j, (SELECT jsonb_object_agg(k, x.j -> k) FROM unnest($1) k) AS key
+						  FROM (%2$s) x)
 			 SELECT CASE WHEN o.j IS NULL THEN ''insert''
 						 WHEN n.j IS NULL THEN ''delete''
 						 ELSE ''update'' END::text,
 					o.j, n.j
-			   FROM o FULL JOIN n
-				 ON (SELECT bool_and(o.j -> k = n.j -> k) FROM unnest($1) k)
+			   FROM o FULL JOIN n ON o.key = n.key
 			  WHERE o.j IS DISTINCT FROM n.j
-			  ORDER BY 1, coalesce(o.j, n.j)', oldq, newq)
+			  ORDER BY 1, coalesce(o.key, n.key)', oldq, newq)
 			USING keys;
 	END IF;
 END
@@ -255,3 +257,8 @@ CREATE EVENT TRIGGER rollback_ddl_end ON ddl_command_end
 
 CREATE EVENT TRIGGER rollback_sql_drop ON sql_drop
 	EXECUTE FUNCTION rollback._on_drop();
+
+CREATE FUNCTION rollback._visible(xid pg_catalog.xid8, point_id pg_catalog.int8)
+	RETURNS pg_catalog.bool
+	AS 'MODULE_PATHNAME', 'rollback_visible' LANGUAGE C STRICT STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION rollback._visible(pg_catalog.xid8, pg_catalog.int8) IS 'Whether a stored row image''s transaction is visible at a recovery point';

@@ -1,0 +1,216 @@
+/*-------------------------------------------------------------------------
+ *
+ * capture.c
+ *		The capture triggers: copy-on-write of row images into the version
+ *		store of a tracked table.
+ *
+ * The rule (DESIGN.md section 2): when a tuple is updated or deleted, and
+ * its xmin is visible at the latest recovery point of its table, copy it
+ * into the store as (latest point, xmin, image).  Otherwise copy nothing:
+ * the tuple was written after that point, so what the point needs of this
+ * row is already stored, or the row did not exist then.  Each tuple version
+ * is therefore copied at most once.  INSERT needs no capture.
+ *
+ * The row trigger is a BEFORE ROW trigger: it sees the old tuple that the
+ * executor has just locked, with its header, and costs no after-trigger
+ * queue entry.  It is named so that it sorts after ordinary trigger names
+ * and fires last among BEFORE triggers; a later BEFORE trigger that cancels
+ * the change would leave an image of a row that did not change (see
+ * docs/limits.md).  Both triggers are ENABLE ALWAYS, so they fire under
+ * session_replication_role = replica too, as a restore needs.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/heapam.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "commands/trigger.h"
+#include "executor/tuptable.h"
+#include "fmgr.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+#include "utils/xid8.h"
+
+#include "rollback.h"
+
+PG_FUNCTION_INFO_V1(rollback_capture);
+PG_FUNCTION_INFO_V1(rollback_capture_truncate);
+
+/* Rows per heap_multi_insert batch when a TRUNCATE is captured. */
+#define RB_TRUNCATE_BATCH	1000
+
+/*
+ * form_image: build the store tuple for a base row: the point, the 64-bit
+ * xmin, then the base columns the store keeps.  values/isnull are the base
+ * row's deformed columns (natts of them).
+ */
+static void
+form_image(RbRelInfo *info, int natts, Datum *values, bool *isnull,
+		   uint64 xid, Datum *svalues, bool *snulls)
+{
+	int			i;
+
+	svalues[0] = Int64GetDatum(info->snap.point_id);
+	snulls[0] = false;
+	svalues[1] = FullTransactionIdGetDatum(FullTransactionIdFromU64(xid));
+	snulls[1] = false;
+	for (i = 0; i < info->nstorecols; i++)
+	{
+		AttrNumber	attno = info->store_attnums[i];
+
+		if (attno > 0 && attno <= natts)
+		{
+			svalues[i + RB_STORE_META] = values[attno - 1];
+			snulls[i + RB_STORE_META] = isnull[attno - 1];
+		}
+		else
+		{
+			svalues[i + RB_STORE_META] = (Datum) 0;
+			snulls[i + RB_STORE_META] = true;
+		}
+	}
+}
+
+/*
+ * rollback_capture: BEFORE ROW UPDATE OR DELETE trigger.  The hot path is a
+ * hash lookup, a visibility test on the old tuple's header, and, on the
+ * first change after a point, one heap insert into the store.
+ */
+Datum
+rollback_capture(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	HeapTuple	oldtup;
+	HeapTuple	rettup;
+	RbRelInfo  *info;
+	Relation	store;
+	TupleTableSlot *slot;
+	int			natts;
+	Datum	   *svalues;
+	bool	   *snulls;
+	HeapTuple	image;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) ||
+		!TRIGGER_FIRED_BEFORE(trigdata->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
+		TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("rollback._capture() must be a BEFORE ROW UPDATE OR DELETE trigger")));
+
+	oldtup = trigdata->tg_trigtuple;
+	rettup = TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ?
+		trigdata->tg_newtuple : trigdata->tg_trigtuple;
+
+	rb_note_write();
+	info = rb_relinfo(RelationGetRelid(trigdata->tg_relation));
+	if (!info->tracked || info->snap.point_id == 0)
+		return PointerGetDatum(rettup);
+	if (!rb_tuple_visible(&info->snap, oldtup->t_data))
+		return PointerGetDatum(rettup);
+
+	/* First change of this tuple since the point saw it: keep its image. */
+	slot = trigdata->tg_trigslot;
+	slot_getallattrs(slot);
+	natts = slot->tts_tupleDescriptor->natts;
+	store = table_open(info->store_relid, RowExclusiveLock);
+	svalues = palloc(sizeof(Datum) * (info->nstorecols + RB_STORE_META));
+	snulls = palloc(sizeof(bool) * (info->nstorecols + RB_STORE_META));
+	form_image(info, natts, slot->tts_values, slot->tts_isnull,
+			   rb_image_xid(oldtup->t_data), svalues, snulls);
+	image = heap_form_tuple(RelationGetDescr(store), svalues, snulls);
+	simple_heap_insert(store, image);
+	table_close(store, NoLock);
+	heap_freetuple(image);
+	pfree(svalues);
+	pfree(snulls);
+
+	return PointerGetDatum(rettup);
+}
+
+/*
+ * rollback_capture_truncate: BEFORE TRUNCATE statement trigger.  Copies
+ * every row the TRUNCATE removes that the latest point can see, in
+ * multi-insert batches as COPY does.  The table is locked ACCESS EXCLUSIVE
+ * by the TRUNCATE, so a fresh snapshot sees exactly the rows it removes.
+ */
+Datum
+rollback_capture_truncate(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	Relation	rel;
+	Relation	store;
+	RbRelInfo  *info;
+	TableScanDesc scan;
+	HeapTuple	tup;
+	Snapshot	snapshot;
+	TupleDesc	desc;
+	TupleDesc	sdesc;
+	TupleTableSlot **slots;
+	BulkInsertState bistate;
+	CommandId	cid;
+	Datum	   *values;
+	bool	   *isnull;
+	int			nslots = 0;
+	int			i;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) ||
+		!TRIGGER_FIRED_BY_TRUNCATE(trigdata->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("rollback._capture_truncate() must be a TRUNCATE trigger")));
+
+	rb_note_write();
+	rel = trigdata->tg_relation;
+	info = rb_relinfo(RelationGetRelid(rel));
+	if (!info->tracked || info->snap.point_id == 0)
+		return PointerGetDatum(NULL);
+
+	store = table_open(info->store_relid, RowExclusiveLock);
+	desc = RelationGetDescr(rel);
+	sdesc = RelationGetDescr(store);
+	values = palloc(sizeof(Datum) * desc->natts);
+	isnull = palloc(sizeof(bool) * desc->natts);
+	slots = palloc(sizeof(TupleTableSlot *) * RB_TRUNCATE_BATCH);
+	for (i = 0; i < RB_TRUNCATE_BATCH; i++)
+		slots[i] = MakeSingleTupleTableSlot(sdesc, table_slot_callbacks(store));
+	bistate = GetBulkInsertState();
+	cid = GetCurrentCommandId(true);
+
+	snapshot = RegisterSnapshot(GetLatestSnapshot());
+	scan = table_beginscan(rel, snapshot, 0, NULL);
+	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
+	{
+		TupleTableSlot *slot;
+
+		if (!rb_tuple_visible(&info->snap, tup->t_data))
+			continue;
+		slot = slots[nslots];
+		ExecClearTuple(slot);
+		heap_deform_tuple(tup, desc, values, isnull);
+		form_image(info, desc->natts, values, isnull,
+				   rb_image_xid(tup->t_data),
+				   slot->tts_values, slot->tts_isnull);
+		ExecStoreVirtualTuple(slot);
+		/* the batch outlives the scan position: copy out of the buffer */
+		ExecMaterializeSlot(slot);
+		if (++nslots == RB_TRUNCATE_BATCH)
+		{
+			heap_multi_insert(store, slots, nslots, cid, 0, bistate);
+			nslots = 0;
+		}
+	}
+	if (nslots > 0)
+		heap_multi_insert(store, slots, nslots, cid, 0, bistate);
+	table_endscan(scan);
+	UnregisterSnapshot(snapshot);
+
+	FreeBulkInsertState(bistate);
+	for (i = 0; i < RB_TRUNCATE_BATCH; i++)
+		ExecDropSingleTupleTableSlot(slots[i]);
+	table_close(store, NoLock);
+
+	return PointerGetDatum(NULL);
+}

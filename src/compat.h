@@ -1,0 +1,69 @@
+/*-------------------------------------------------------------------------
+ *
+ * compat.h
+ *		Every difference between the PostgreSQL versions rollback supports
+ *		(13 to 17) lives here, so that the other files need no #if.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef ROLLBACK_COMPAT_H
+#define ROLLBACK_COMPAT_H
+
+#include "postgres.h"
+#include "miscadmin.h"
+#include "storage/proc.h"
+#include "utils/acl.h"
+
+#if PG_VERSION_NUM < 130000
+#error "rollback needs PostgreSQL 13 or later"
+#endif
+
+/* Ownership checks were generalized in 16. */
+#if PG_VERSION_NUM >= 160000
+#define rb_relation_ownercheck(relid, roleid) \
+	object_ownercheck(RelationRelationId, (relid), (roleid))
+#define rb_namespace_ownercheck(nspid, roleid) \
+	object_ownercheck(NamespaceRelationId, (nspid), (roleid))
+#else
+#define rb_relation_ownercheck(relid, roleid) pg_class_ownercheck((relid), (roleid))
+#define rb_namespace_ownercheck(nspid, roleid) pg_namespace_ownercheck((nspid), (roleid))
+#endif
+
+/*
+ * This backend's own subtransaction ids, as the proc array shows them to
+ * other backends: moved from PGXACT into PGPROC in 14.
+ */
+#if PG_VERSION_NUM >= 140000
+#define RB_MY_SUBXID_COUNT()		(MyProc->subxidStatus.count)
+#define RB_MY_SUBXID_OVERFLOWED()	(MyProc->subxidStatus.overflowed)
+#else
+#define RB_MY_SUBXID_COUNT()		(MyPgXact->nxids)
+#define RB_MY_SUBXID_OVERFLOWED()	(MyPgXact->overflowed)
+#endif
+#define RB_MY_SUBXID(i)				(MyProc->subxids.xids[(i)])
+
+/* The ProcessUtility hook gained readOnlyTree in 14. */
+#if PG_VERSION_NUM >= 140000
+#define RB_UTILITY_ARGS \
+	PlannedStmt *pstmt, const char *queryString, bool readOnlyTree, \
+	ProcessUtilityContext context, ParamListInfo params, \
+	QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc
+#define RB_UTILITY_CALL_ARGS \
+	pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc
+#else
+#define RB_UTILITY_ARGS \
+	PlannedStmt *pstmt, const char *queryString, \
+	ProcessUtilityContext context, ParamListInfo params, \
+	QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc
+#define RB_UTILITY_CALL_ARGS \
+	pstmt, queryString, context, params, queryEnv, dest, qc
+#endif
+
+
+
+/* MarkGUCPrefixReserved is the 15 name of EmitWarningsOnPlaceholders. */
+#if PG_VERSION_NUM < 150000
+#define MarkGUCPrefixReserved(prefix) EmitWarningsOnPlaceholders(prefix)
+#endif
+
+#endif							/* ROLLBACK_COMPAT_H */

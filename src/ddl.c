@@ -1,0 +1,293 @@
+/*-------------------------------------------------------------------------
+ *
+ * ddl.c
+ *		ProcessUtility hook: refuses the utility statements that would
+ *		silently break capture on a tracked table.
+ *
+ *		- disabling the capture triggers (by name, ALL or USER), dropping or
+ *		  renaming them: a change made while they are off would have no
+ *		  image, and restore would lose the row;
+ *		- ENABLE TRIGGER ALL / USER is let through, then the capture triggers
+ *		  are set back to ALWAYS, so that they keep firing in replica mode;
+ *		- VACUUM (FREEZE) and COPY ... (FREEZE) on a table with recovery
+ *		  points: they freeze rows written after a point, and a frozen row
+ *		  counts as older than every point (util.c, rb_tuple_visible).
+ *
+ *		Like pg_stat_statements, it chains to the previous hook and bails out
+ *		fast for every statement it does not care about.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_inherits.h"
+#include "commands/defrem.h"
+#include "commands/extension.h"
+#include "executor/spi.h"
+#include "nodes/parsenodes.h"
+#include "tcop/utility.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+
+#include "rollback.h"
+
+static ProcessUtility_hook_type prev_ProcessUtility = NULL;
+
+/* relation_oid: OID of a named relation, or InvalidOid if there is none. */
+static Oid
+relation_oid(RangeVar *rv)
+{
+	return rv ? RangeVarGetRelid(rv, NoLock, true) : InvalidOid;
+}
+
+/*
+ * tracked_leaves_of: the tracked leaves among a relation and its
+ * partitions (a statement on a partitioned table recurses to them).
+ */
+static List *
+tracked_leaves_of(Oid relid)
+{
+	List	   *result = NIL;
+	ListCell   *lc;
+
+	if (!OidIsValid(relid))
+		return NIL;
+	foreach(lc, find_all_inheritors(relid, NoLock, NULL))
+		if (rb_relinfo(lfirst_oid(lc))->tracked)
+			result = lappend_oid(result, lfirst_oid(lc));
+	return result;
+}
+
+/* has_points: whether any of the relations has a recovery point. */
+static bool
+has_points(List *relids)
+{
+	ListCell   *lc;
+
+	foreach(lc, relids)
+		if (rb_relinfo(lfirst_oid(lc))->snap.point_id != 0)
+			return true;
+	return false;
+}
+
+/* is_capture_trigger: whether a trigger name is one of ours. */
+static bool
+is_capture_trigger(const char *name)
+{
+	return name && (strcmp(name, RB_TRIGGER_ROW) == 0 ||
+					strcmp(name, RB_TRIGGER_TRUNCATE) == 0);
+}
+
+/* refuse_trigger_change: the error for touching a capture trigger. */
+static void
+refuse_trigger_change(Oid relid)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("cannot disable, drop or rename the capture triggers of tracked table \"%s\"",
+					get_rel_name(relid)),
+			 errdetail("Changes made while they are off could not be restored."),
+			 errhint("Call rollback.untrack() first, or name the other triggers one by one.")));
+}
+
+/*
+ * check_alter_table: refuse trigger subcommands that would switch capture
+ * off.  Returns whether the capture triggers must be set back to ALWAYS
+ * afterwards.
+ */
+static bool
+check_alter_table(AlterTableStmt *stmt, List **leaves)
+{
+	ListCell   *lc;
+	bool		reenable = false;
+
+	foreach(lc, stmt->cmds)
+	{
+		AlterTableCmd *cmd = (AlterTableCmd *) lfirst(lc);
+
+		switch (cmd->subtype)
+		{
+			case AT_DisableTrigAll:
+			case AT_DisableTrigUser:
+			case AT_EnableTrigAll:
+			case AT_EnableTrigUser:
+			case AT_DisableTrig:
+			case AT_EnableTrig:
+			case AT_EnableReplicaTrig:
+				break;
+			default:
+				continue;
+		}
+		if (*leaves == NIL)
+			*leaves = tracked_leaves_of(relation_oid(stmt->relation));
+		if (*leaves == NIL)
+			return false;
+		if (cmd->subtype == AT_EnableTrigAll || cmd->subtype == AT_EnableTrigUser)
+			reenable = true;
+		else if (cmd->subtype == AT_DisableTrigAll || cmd->subtype == AT_DisableTrigUser ||
+				 is_capture_trigger(cmd->name))
+			refuse_trigger_change(linitial_oid(*leaves));
+	}
+	return reenable;
+}
+
+/* freeze_requested: whether a VACUUM or COPY option list asks to freeze. */
+static bool
+freeze_requested(List *options)
+{
+	ListCell   *lc;
+
+	foreach(lc, options)
+	{
+		DefElem    *opt = (DefElem *) lfirst(lc);
+
+		if (strcmp(opt->defname, "freeze") == 0 && defGetBoolean(opt))
+			return true;
+	}
+	return false;
+}
+
+/* refuse_freeze: the error for freezing a table with recovery points. */
+static void
+refuse_freeze(const char *what)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("cannot run %s on a tracked table with recovery points", what),
+			 errdetail("Freezing rows written after a recovery point would make them look older than it."),
+			 errhint("Drop or purge the recovery points first, or leave out FREEZE.")));
+}
+
+/* check_vacuum: refuse VACUUM (FREEZE) of tables with points. */
+static void
+check_vacuum(VacuumStmt *stmt)
+{
+	ListCell   *lc;
+
+	if (!stmt->is_vacuumcmd || !freeze_requested(stmt->options))
+		return;
+	if (stmt->rels == NIL)
+	{
+		/* the whole database: refuse if any table has a point */
+		Oid			save_userid;
+		int			save_sec;
+		bool		any;
+
+		rb_spi_connect_as_owner(&save_userid, &save_sec);
+		rb_spi_exec("SELECT 1 FROM rollback.point LIMIT 1", 0, NULL, NULL, NULL,
+					true, SPI_OK_SELECT);
+		any = SPI_processed > 0;
+		rb_spi_finish_as_owner(save_userid, save_sec);
+		if (any)
+			refuse_freeze("VACUUM (FREEZE)");
+		return;
+	}
+	foreach(lc, stmt->rels)
+	{
+		VacuumRelation *vrel = (VacuumRelation *) lfirst(lc);
+		Oid			relid = OidIsValid(vrel->oid) ? vrel->oid : relation_oid(vrel->relation);
+
+		if (has_points(tracked_leaves_of(relid)))
+			refuse_freeze("VACUUM (FREEZE)");
+	}
+}
+
+/* reenable_always: set the capture triggers of the leaves back to ALWAYS. */
+static void
+reenable_always(List *leaves)
+{
+	Oid			save_userid;
+	int			save_sec;
+	ListCell   *lc;
+
+	rb_spi_connect_as_owner(&save_userid, &save_sec);
+	foreach(lc, leaves)
+		rb_internal_ddl(psprintf("ALTER TABLE %s ENABLE ALWAYS TRIGGER " RB_TRIGGER_ROW
+								 ", ENABLE ALWAYS TRIGGER " RB_TRIGGER_TRUNCATE,
+								 rb_qualified_name(lfirst_oid(lc))));
+	rb_spi_finish_as_owner(save_userid, save_sec);
+}
+
+/*
+ * rb_process_utility: the hook.  Only a few statement types are looked at,
+ * and only in databases where the extension is installed.
+ */
+static void
+rb_process_utility(RB_UTILITY_ARGS)
+{
+	Node	   *parsetree = pstmt->utilityStmt;
+	List	   *leaves = NIL;
+	bool		reenable = false;
+
+	switch (nodeTag(parsetree))
+	{
+		case T_AlterTableStmt:
+		case T_DropStmt:
+		case T_RenameStmt:
+		case T_VacuumStmt:
+		case T_CopyStmt:
+			break;
+		default:
+			goto run;
+	}
+	if (rb_in_internal_ddl() || !IsTransactionState() ||
+		!OidIsValid(get_extension_oid("rollback", true)))
+		goto run;
+
+	if (IsA(parsetree, AlterTableStmt))
+		reenable = check_alter_table((AlterTableStmt *) parsetree, &leaves);
+	else if (IsA(parsetree, DropStmt) &&
+			 ((DropStmt *) parsetree)->removeType == OBJECT_TRIGGER)
+	{
+		ListCell   *lc;
+
+		foreach(lc, ((DropStmt *) parsetree)->objects)
+		{
+			List	   *names = (List *) lfirst(lc);
+			char	   *trigname = strVal(llast(names));
+			List	   *relname = list_truncate(list_copy(names), list_length(names) - 1);
+			Oid			relid = relation_oid(makeRangeVarFromNameList(relname));
+
+			if (is_capture_trigger(trigname) && tracked_leaves_of(relid) != NIL)
+				refuse_trigger_change(relid);
+		}
+	}
+	else if (IsA(parsetree, RenameStmt) &&
+			 ((RenameStmt *) parsetree)->renameType == OBJECT_TRIGGER)
+	{
+		RenameStmt *stmt = (RenameStmt *) parsetree;
+		Oid			relid = relation_oid(stmt->relation);
+
+		if (is_capture_trigger(stmt->subname) && tracked_leaves_of(relid) != NIL)
+			refuse_trigger_change(relid);
+	}
+	else if (IsA(parsetree, VacuumStmt))
+		check_vacuum((VacuumStmt *) parsetree);
+	else if (IsA(parsetree, CopyStmt))
+	{
+		CopyStmt   *stmt = (CopyStmt *) parsetree;
+
+		if (stmt->is_from && freeze_requested(stmt->options) &&
+			has_points(tracked_leaves_of(relation_oid(stmt->relation))))
+			refuse_freeze("COPY FREEZE");
+	}
+
+run:
+	if (prev_ProcessUtility)
+		prev_ProcessUtility(RB_UTILITY_CALL_ARGS);
+	else
+		standard_ProcessUtility(RB_UTILITY_CALL_ARGS);
+
+	if (reenable)
+		reenable_always(leaves);
+}
+
+/* rb_ddl_init: install the hook (from _PG_init). */
+void
+rb_ddl_init(void)
+{
+	prev_ProcessUtility = ProcessUtility_hook;
+	ProcessUtility_hook = rb_process_utility;
+}

@@ -1,0 +1,324 @@
+/*-------------------------------------------------------------------------
+ *
+ * restore.c
+ *		Putting tables back to a recovery point k, in the caller's
+ *		transaction:
+ *
+ *		1. lock the tables EXCLUSIVE (readers go on, writers wait);
+ *		2. take a point "before restore to k", so the restore can itself be
+ *		   undone (the deletes below are captured under it);
+ *		3. per table, delete the live rows k cannot see, then insert the
+ *		   stored images k needs, with session_replication_role = replica so
+ *		   that user triggers and foreign key checks stay out of the way of
+ *		   a state that was consistent when k was taken;
+ *		4. set the tables' sequences back to their values at k.
+ *
+ *		Sequences are set last: setval is not transactional, and everything
+ *		before it is.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/table.h"
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "storage/lmgr.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+
+#include "rollback.h"
+
+PG_FUNCTION_INFO_V1(rollback_restore);
+
+/* cmp_oid: qsort comparator, to lock tables in a fixed order. */
+static int
+cmp_oid(const void *a, const void *b)
+{
+	Oid			x = *(const Oid *) a;
+	Oid			y = *(const Oid *) b;
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * insert_columns: the column list for re-inserting images: every live
+ * column of the table that its store keeps, except generated columns,
+ * which the INSERT computes again.  Sets *select to the matching store
+ * columns.
+ */
+static char *
+insert_columns(Oid relid, Oid store, char **select)
+{
+	Relation	rel = table_open(relid, AccessShareLock);
+	TupleDesc	desc = RelationGetDescr(rel);
+	StringInfoData cols;
+	StringInfoData sel;
+	int			i;
+
+	initStringInfo(&cols);
+	initStringInfo(&sel);
+	for (i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		char		colname[NAMEDATALEN];
+
+		if (att->attisdropped || att->attgenerated)
+			continue;
+		snprintf(colname, sizeof(colname), "c%d", att->attnum);
+		if (get_attnum(store, colname) == InvalidAttrNumber)
+			continue;
+		appendStringInfo(&cols, "%s%s", cols.len ? ", " : "",
+						 quote_identifier(NameStr(att->attname)));
+		appendStringInfo(&sel, "%ss.%s", sel.len ? ", " : "", colname);
+	}
+	table_close(rel, AccessShareLock);
+	*select = sel.data;
+	return cols.data;
+}
+
+/*
+ * restore_table: restore one leaf table to point k.  Returns the rows
+ * deleted and restored (counted only, with dry_run).  Inside SPI, as the
+ * owner; the caller holds the lock.
+ */
+static void
+restore_table(Oid relid, const RbSnapshot *snap, bool dry_run,
+			  int64 *deleted, int64 *restored)
+{
+	Oid			store = rb_store_of(relid);
+	char	   *qname = rb_qualified_name(relid);
+	char	   *sname = rb_qualified_name(store);
+	Relation	rel;
+	List	   *tids;
+	Oid			argtypes[1] = {INT8OID};
+	Datum		values[1];
+	char	   *select;
+	char	   *cols;
+
+	rel = table_open(relid, NoLock);
+	PushActiveSnapshot(GetLatestSnapshot());
+	tids = rb_new_tids(rel, snap);
+	PopActiveSnapshot();
+	table_close(rel, NoLock);
+	*deleted = list_length(tids);
+
+	values[0] = Int64GetDatum(snap->point_id);
+	if (dry_run)
+	{
+		bool		isnull;
+
+		rb_spi_exec(psprintf("SELECT count(*) FROM %s s WHERE s._rb_point >= $1"
+							 " AND rollback._visible(s._rb_xmin, $1)", sname),
+					1, argtypes, values, NULL, true, SPI_OK_SELECT);
+		*restored = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+												SPI_tuptable->tupdesc, 1, &isnull));
+		return;
+	}
+
+	if (tids != NIL)
+	{
+		Datum	   *elems = palloc(sizeof(Datum) * list_length(tids));
+		ListCell   *lc;
+		int			i = 0;
+		Oid			tidtypes[1] = {TIDARRAYOID};
+		Datum		tidvals[1];
+
+		foreach(lc, tids)
+			elems[i++] = PointerGetDatum(lfirst(lc));
+		tidvals[0] = PointerGetDatum(construct_array(elems, i, TIDOID,
+													 sizeof(ItemPointerData),
+													 false, TYPALIGN_SHORT));
+		*deleted = rb_spi_exec(psprintf("DELETE FROM ONLY %s WHERE ctid = ANY ($1)", qname),
+							   1, tidtypes, tidvals, NULL, false, SPI_OK_DELETE);
+	}
+
+	cols = insert_columns(relid, store, &select);
+	*restored = rb_spi_exec(psprintf("INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE"
+									 " SELECT %s FROM %s s WHERE s._rb_point >= $1"
+									 " AND rollback._visible(s._rb_xmin, $1)",
+									 qname, cols, select, sname),
+							1, argtypes, values, NULL, false, SPI_OK_INSERT);
+}
+
+/*
+ * reset_sequences: set the sequences of a table back to their values at
+ * the point.  Inside SPI, as the owner.
+ */
+static void
+reset_sequences(int64 point_id, Oid relid)
+{
+	Oid			argtypes[2] = {INT8OID, OIDOID};
+	Datum		values[2];
+
+	values[0] = Int64GetDatum(point_id);
+	values[1] = ObjectIdGetDatum(relid);
+	rb_spi_exec("SELECT pg_catalog.setval((s->>'seq')::regclass, (s->>'last_value')::int8,"
+				" (s->>'is_called')::bool)"
+				" FROM rollback.point_table pt,"
+				" LATERAL pg_catalog.jsonb_array_elements(pt.sequences) s"
+				" WHERE pt.point_id = $1 AND pt.relid = $2::regclass"
+				" AND pg_catalog.to_regclass(s->>'seq') IS NOT NULL",
+				2, argtypes, values, NULL, false, SPI_OK_SELECT);
+}
+
+/*
+ * rollback.restore(point text, tables regclass[], dry_run bool)
+ *		returns table(tbl regclass, rows_deleted int8, rows_restored int8)
+ */
+Datum
+rollback_restore(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	char	   *pointname;
+	bool		dry_run;
+	int64		point_id;
+	List	   *covered;
+	List	   *relids = NIL;
+	Oid		   *oids;
+	int			ntables;
+	ListCell   *lc;
+	RbSnapshot	snap;
+	TupleDesc	tupdesc;
+	Tuplestorestate *ts;
+	MemoryContext oldcxt;
+	Oid			save_userid;
+	int			save_sec;
+	int			nestlevel;
+	int64	   *deleted;
+	int64	   *restored;
+	int			i = 0;
+
+	if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo) ||
+		!(rsinfo->allowedModes & SFRM_Materialize))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("set-valued function called in context that cannot accept a set")));
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("recovery point name must not be null")));
+	if (PG_ARGISNULL(2))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("dry_run must not be null")));
+	pointname = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	dry_run = PG_GETARG_BOOL(2);
+	point_id = rb_point_lookup(pointname, false);
+	covered = rb_point_tables(point_id);
+
+	if (PG_ARGISNULL(1))
+		relids = covered;
+	else
+	{
+		ArrayType  *arr = PG_GETARG_ARRAYTYPE_P(1);
+		Datum	   *elems;
+		bool	   *nulls;
+		int			nelems;
+
+		deconstruct_array(arr, REGCLASSOID, sizeof(Oid), true, TYPALIGN_INT,
+						  &elems, &nulls, &nelems);
+		if (nelems == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("table list must not be empty")));
+		for (i = 0; i < nelems; i++)
+		{
+			if (nulls[i])
+				ereport(ERROR,
+						(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+						 errmsg("table list must not contain nulls")));
+			relids = list_concat_unique_oid(relids,
+											rb_expand_leaves(DatumGetObjectId(elems[i]), true));
+		}
+		foreach(lc, relids)
+			if (!list_member_oid(covered, lfirst_oid(lc)))
+				ereport(ERROR,
+						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+						 errmsg("recovery point \"%s\" does not cover table \"%s\"",
+								pointname, get_rel_name(lfirst_oid(lc)))));
+	}
+
+	ntables = list_length(relids);
+	oids = palloc(sizeof(Oid) * Max(ntables, 1));
+	i = 0;
+	foreach(lc, relids)
+	{
+		if (get_rel_relkind(lfirst_oid(lc)) == '\0')
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_TABLE),
+					 errmsg("a table of recovery point \"%s\" no longer exists", pointname)));
+		rb_check_admin(lfirst_oid(lc), "restore");
+		oids[i++] = lfirst_oid(lc);
+	}
+	qsort(oids, ntables, sizeof(Oid), cmp_oid);
+	for (i = 0; i < ntables; i++)
+		LockRelationOid(oids[i], dry_run ? AccessShareLock : ExclusiveLock);
+
+	if (!rb_point_load(point_id, CurrentMemoryContext, &snap))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("recovery point \"%s\" does not exist", pointname)));
+
+	if (!dry_run)
+	{
+		List	   *sorted = NIL;
+		char	   *name;
+		int			n = 1;
+
+		for (i = 0; i < ntables; i++)
+			sorted = lappend_oid(sorted, oids[i]);
+		name = psprintf("before restore to %s", pointname);
+		while (rb_point_lookup(name, true) != 0)
+			name = psprintf("before restore to %s (%d)", pointname, ++n);
+		rb_create_point_internal(name, sorted,
+								 psprintf("taken by rollback.restore('%s')", pointname));
+	}
+
+	deleted = palloc0(sizeof(int64) * Max(ntables, 1));
+	restored = palloc0(sizeof(int64) * Max(ntables, 1));
+
+	nestlevel = NewGUCNestLevel();
+	if (!dry_run)
+		(void) set_config_option("session_replication_role", "replica",
+								 PGC_SUSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+								 true, 0, false);
+	rb_spi_connect_as_owner(&save_userid, &save_sec);
+	for (i = 0; i < ntables; i++)
+		restore_table(oids[i], &snap, dry_run, &deleted[i], &restored[i]);
+	if (!dry_run)
+		for (i = 0; i < ntables; i++)
+			reset_sequences(point_id, oids[i]);
+	rb_spi_finish_as_owner(save_userid, save_sec);
+	AtEOXact_GUC(true, nestlevel);
+
+	oldcxt = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	tupdesc = CreateTupleDescCopy(tupdesc);
+	ts = tuplestore_begin_heap(true, false, work_mem);
+	for (i = 0; i < ntables; i++)
+	{
+		Datum		values[3];
+		bool		nulls[3] = {false, false, false};
+
+		values[0] = ObjectIdGetDatum(oids[i]);
+		values[1] = Int64GetDatum(deleted[i]);
+		values[2] = Int64GetDatum(restored[i]);
+		tuplestore_putvalues(ts, tupdesc, values, nulls);
+	}
+	MemoryContextSwitchTo(oldcxt);
+
+	rsinfo->returnMode = SFRM_Materialize;
+	rsinfo->setResult = ts;
+	rsinfo->setDesc = tupdesc;
+	return (Datum) 0;
+}

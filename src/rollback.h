@@ -1,0 +1,113 @@
+/*-------------------------------------------------------------------------
+ *
+ * rollback.h
+ *		Declarations shared by the modules of the rollback extension.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef ROLLBACK_H
+#define ROLLBACK_H
+
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/transam.h"
+#include "nodes/pg_list.h"
+#include "storage/bufpage.h"
+#include "storage/itemptr.h"
+#include "utils/relcache.h"
+
+#include "compat.h"
+
+#define RB_STORE_SCHEMA		"rollback_store"
+#define RB_TRIGGER_ROW		"zz_rollback_capture"
+#define RB_TRIGGER_TRUNCATE	"zz_rollback_capture_truncate"
+
+/* Store layout: two meta columns, then one column "c<attnum>" per base column. */
+#define RB_STORE_META		2
+#define RB_STORE_ATT_POINT	1
+#define RB_STORE_ATT_XMIN	2
+
+/* GUCs (rollback.c) */
+extern int	rollback_retention;
+
+/*
+ * The MVCC snapshot of a recovery point, in 64-bit transaction ids.
+ * An id is visible at the point when it is below xmin, or below xmax and
+ * not in xip (sorted ascending).
+ */
+typedef struct RbSnapshot
+{
+	int64		point_id;
+	uint64		xmin;
+	uint64		xmax;
+	int			nxip;
+	uint64	   *xip;
+	XLogRecPtr	lsn;			/* WAL insert position at the point, or 0 */
+} RbSnapshot;
+
+/*
+ * Per-relation state that the capture trigger needs, cached per backend and
+ * dropped on relcache invalidation of the relation (cache.c).
+ */
+typedef struct RbRelInfo
+{
+	Oid			relid;			/* hash key */
+	bool		valid;
+	bool		tracked;		/* has a version store */
+	Oid			store_relid;
+	int			nstorecols;		/* columns after the two meta columns */
+	AttrNumber *store_attnums;	/* base attnum of each such column */
+	RbSnapshot	snap;			/* latest point of the table; point_id 0: none */
+} RbRelInfo;
+
+/* util.c */
+extern Oid	rb_extension_oid(void);
+extern Oid	rb_extension_owner(void);
+extern Oid	rb_store_namespace(void);
+extern void rb_become_owner(Oid *save_userid, int *save_sec);
+extern void rb_restore_user(Oid save_userid, int save_sec);
+extern uint64 rb_full_xid(TransactionId xid);
+extern bool rb_xid_visible(const RbSnapshot *snap, uint64 fxid);
+extern bool rb_tuple_visible(const RbSnapshot *snap, HeapTupleHeader tup);
+extern uint64 rb_image_xid(HeapTupleHeader tup);
+extern void rb_check_admin(Oid relid, const char *action);
+extern void rb_check_select(Oid relid);
+extern bool rb_is_admin(void);
+extern char *rb_qualified_name(Oid relid);
+extern void rb_spi_connect_as_owner(Oid *save_userid, int *save_sec);
+extern void rb_spi_finish_as_owner(Oid save_userid, int save_sec);
+extern int	rb_spi_exec(const char *sql, int nargs, Oid *argtypes,
+						Datum *values, const char *nulls, bool read_only,
+						int expected);
+extern void rb_internal_ddl(const char *sql);
+extern bool rb_in_internal_ddl(void);
+extern void rb_note_write(void);
+extern void rb_check_no_prior_write(const char *action);
+
+/* cache.c */
+extern void rb_cache_init(void);
+extern RbRelInfo *rb_relinfo(Oid relid);
+extern void rb_invalidate(Oid relid);
+
+/* point.c */
+extern int64 rb_point_lookup(const char *name, bool missing_ok);
+extern bool rb_point_load(int64 point_id, MemoryContext cxt, RbSnapshot *snap);
+extern bool rb_point_covers(int64 point_id, Oid relid);
+extern List *rb_point_tables(int64 point_id);
+extern int64 rb_create_point_internal(const char *name, List *relids,
+									  const char *comment);
+extern void rb_prune_store(Oid relid);
+
+/* track.c */
+extern bool rb_is_tracked(Oid relid);
+extern List *rb_expand_leaves(Oid relid, bool must_be_tracked);
+extern Oid	rb_store_of(Oid relid);
+
+/* timetravel.c */
+extern List *rb_new_tids(Relation rel, const RbSnapshot *snap);
+
+/* ddl.c */
+extern void rb_ddl_init(void);
+
+#endif							/* ROLLBACK_H */

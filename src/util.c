@@ -1,0 +1,347 @@
+/*-------------------------------------------------------------------------
+ *
+ * util.c
+ *		Helpers shared by the modules: the extension's owner and schemas,
+ *		running internal SQL as that owner, privilege checks, and the
+ *		64-bit transaction id arithmetic behind point visibility.
+ *
+ * Internal SQL (catalog reads and writes, store DDL) runs as the role that
+ * owns the extension, because the catalog and the stores are not readable
+ * by ordinary roles.  Every entry point checks the caller's own rights
+ * first, with the caller's identity, and only then switches.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/transam.h"
+#include "catalog/indexing.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_extension.h"
+#include "commands/extension.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "storage/proc.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/syscache.h"
+
+#include "rollback.h"
+
+/* Depth of internal DDL in progress: our own hooks let it through. */
+static int	internal_ddl_depth = 0;
+
+/* The local transaction in which this backend last changed a tracked table. */
+static LocalTransactionId wrote_lxid = InvalidLocalTransactionId;
+
+/*
+ * rb_extension_oid: the OID of the installed extension; an error if it is
+ * not installed in this database (the library can be loaded without it).
+ */
+Oid
+rb_extension_oid(void)
+{
+	Oid			extoid = get_extension_oid("rollback", true);
+
+	if (!OidIsValid(extoid))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("extension \"rollback\" is not installed in this database")));
+	return extoid;
+}
+
+/*
+ * rb_extension_owner: the role that owns the extension, and so the catalog
+ * and the version stores.  Read from pg_extension each time: it is cheap
+ * next to the work it guards, and an ALTER EXTENSION OWNER takes effect at
+ * once.
+ */
+Oid
+rb_extension_owner(void)
+{
+	Oid			extoid = rb_extension_oid();
+	Relation	rel;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	Oid			owner = InvalidOid;
+
+	rel = table_open(ExtensionRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_extension_oid, BTEqualStrategyNumber,
+				F_OIDEQ, ObjectIdGetDatum(extoid));
+	scan = systable_beginscan(rel, ExtensionOidIndexId, true, NULL, 1, &key);
+	tup = systable_getnext(scan);
+	if (HeapTupleIsValid(tup))
+		owner = ((Form_pg_extension) GETSTRUCT(tup))->extowner;
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+
+	if (!OidIsValid(owner))
+		elog(ERROR, "could not find the owner of extension \"rollback\"");
+	return owner;
+}
+
+/* rb_store_namespace: OID of the schema that holds the version stores. */
+Oid
+rb_store_namespace(void)
+{
+	return get_namespace_oid(RB_STORE_SCHEMA, false);
+}
+
+/*
+ * rb_become_owner: switch to the extension's owner for internal work, with
+ * the security restrictions of a SECURITY DEFINER function.  The caller must
+ * pass the saved values to rb_restore_user; an error unwinds the switch by
+ * itself at (sub)transaction abort.
+ */
+void
+rb_become_owner(Oid *save_userid, int *save_sec)
+{
+	Oid			owner = rb_extension_owner();
+
+	GetUserIdAndSecContext(save_userid, save_sec);
+	SetUserIdAndSecContext(owner, *save_sec | SECURITY_LOCAL_USERID_CHANGE);
+}
+
+/* rb_restore_user: undo rb_become_owner. */
+void
+rb_restore_user(Oid save_userid, int save_sec)
+{
+	SetUserIdAndSecContext(save_userid, save_sec);
+}
+
+/* rb_spi_connect_as_owner: SPI_connect, then become the extension's owner. */
+void
+rb_spi_connect_as_owner(Oid *save_userid, int *save_sec)
+{
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	rb_become_owner(save_userid, save_sec);
+}
+
+/* rb_spi_finish_as_owner: undo rb_spi_connect_as_owner. */
+void
+rb_spi_finish_as_owner(Oid save_userid, int save_sec)
+{
+	rb_restore_user(save_userid, save_sec);
+	SPI_finish();
+}
+
+/*
+ * rb_spi_exec: run one internal statement with parameters; "expected" is the
+ * SPI result code it must return.  Returns SPI_processed.
+ */
+int
+rb_spi_exec(const char *sql, int nargs, Oid *argtypes, Datum *values,
+			const char *nulls, bool read_only, int expected)
+{
+	int			rc;
+
+	rc = SPI_execute_with_args(sql, nargs, argtypes, values, nulls,
+							   read_only, 0);
+	if (rc != expected)
+		elog(ERROR, "internal query failed (%s): %s",
+			 SPI_result_code_string(rc), sql);
+	return (int) SPI_processed;
+}
+
+/*
+ * rb_internal_ddl: run a DDL statement of our own (store tables, capture
+ * triggers) through SPI.  Our ProcessUtility hook and event triggers let
+ * these through untouched.  Must be called inside SPI, as the owner.
+ */
+void
+rb_internal_ddl(const char *sql)
+{
+	internal_ddl_depth++;
+	PG_TRY();
+	{
+		if (SPI_execute(sql, false, 0) < 0)
+			elog(ERROR, "internal statement failed: %s", sql);
+	}
+	PG_FINALLY();
+	{
+		internal_ddl_depth--;
+	}
+	PG_END_TRY();
+}
+
+/* rb_in_internal_ddl: whether we are running one of our own statements. */
+bool
+rb_in_internal_ddl(void)
+{
+	return internal_ddl_depth > 0;
+}
+
+/*
+ * rb_note_write: remember that this transaction changed a tracked table.
+ * Called by the capture triggers; cheap enough for every row.
+ */
+void
+rb_note_write(void)
+{
+	wrote_lxid = MyProc->lxid;
+}
+
+/*
+ * rb_check_no_prior_write: a recovery point cannot be taken after this
+ * transaction changed a tracked table.  Its snapshot cannot tell this
+ * transaction's earlier changes from its later ones (both carry the same
+ * transaction id), and the rows it already replaced would be missing from
+ * the point.
+ */
+void
+rb_check_no_prior_write(const char *action)
+{
+	if (wrote_lxid == MyProc->lxid)
+		ereport(ERROR,
+				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
+				 errmsg("cannot %s after changing tracked tables in the same transaction",
+						action),
+				 errhint("Run it at the start of a transaction, before any UPDATE, DELETE or TRUNCATE of a tracked table.")));
+}
+
+/*
+ * rb_full_xid: widen a 32-bit transaction id to 64 bits, taking it to be
+ * within 2^31 of the next transaction id as read once per transaction; that
+ * holds for every id that can still be found unfrozen in a table.  Reading
+ * the counter once per transaction keeps XidGenLock off the per-row path.
+ * Permanent ids map to themselves.
+ */
+uint64
+rb_full_xid(TransactionId xid)
+{
+	static LocalTransactionId base_lxid = InvalidLocalTransactionId;
+	static FullTransactionId base;
+	int32		delta;
+
+	if (!TransactionIdIsNormal(xid))
+		return (uint64) xid;
+	if (base_lxid != MyProc->lxid || base_lxid == InvalidLocalTransactionId)
+	{
+		base = ReadNextFullTransactionId();
+		base_lxid = MyProc->lxid;
+	}
+	delta = (int32) (xid - XidFromFullTransactionId(base));
+	return U64FromFullTransactionId(base) + (int64) delta;
+}
+
+/* rb_xid_visible: whether a 64-bit transaction id is visible at a point. */
+bool
+rb_xid_visible(const RbSnapshot *snap, uint64 fxid)
+{
+	int			lo,
+				hi;
+
+	if (fxid < FirstNormalTransactionId)
+		return fxid != InvalidTransactionId;
+	if (fxid < snap->xmin)
+		return true;
+	if (fxid >= snap->xmax)
+		return false;
+	lo = 0;
+	hi = snap->nxip - 1;
+	while (lo <= hi)
+	{
+		int			mid = lo + (hi - lo) / 2;
+
+		if (snap->xip[mid] == fxid)
+			return false;
+		if (snap->xip[mid] < fxid)
+			lo = mid + 1;
+		else
+			hi = mid - 1;
+	}
+	return true;
+}
+
+/*
+ * rb_image_xid: the 64-bit id under which a row image is stored: its raw
+ * xmin, widened; a frozen row is stored as FrozenTransactionId, visible at
+ * every point (see rb_tuple_visible).
+ */
+uint64
+rb_image_xid(HeapTupleHeader tup)
+{
+	if (HeapTupleHeaderXminFrozen(tup))
+		return FrozenTransactionId;
+	return rb_full_xid(HeapTupleHeaderGetRawXmin(tup));
+}
+
+/*
+ * rb_tuple_visible: whether the tuple's inserting transaction is visible at
+ * the point.  The raw xmin is used, not the frozen marker.  A frozen tuple
+ * counts as visible at every point: plain VACUUM freezes only tuples older
+ * than vacuum_freeze_min_age, so a frozen tuple predates any younger point,
+ * and ddl.c refuses explicit freezing (VACUUM FREEZE, COPY FREEZE) of tables
+ * with points.  An xmin frozen that long ago may have wrapped around, so
+ * its raw value cannot be trusted.
+ */
+bool
+rb_tuple_visible(const RbSnapshot *snap, HeapTupleHeader tup)
+{
+	if (HeapTupleHeaderXminFrozen(tup))
+		return true;
+	return rb_xid_visible(snap, rb_full_xid(HeapTupleHeaderGetRawXmin(tup)));
+}
+
+/* rb_is_admin: superuser or member of rollback_admin. */
+bool
+rb_is_admin(void)
+{
+	Oid			admin;
+
+	if (superuser())
+		return true;
+	admin = get_role_oid("rollback_admin", true);
+	return OidIsValid(admin) && has_privs_of_role(GetUserId(), admin);
+}
+
+/*
+ * rb_check_admin: the caller may change what is kept of this table: its
+ * owner, a superuser, or a member of rollback_admin.
+ */
+void
+rb_check_admin(Oid relid, const char *action)
+{
+	if (rb_is_admin() || rb_relation_ownercheck(relid, GetUserId()))
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("permission denied to %s table \"%s\"", action,
+					get_rel_name(relid)),
+			 errdetail("Only the table's owner, superusers and members of rollback_admin may do this.")));
+}
+
+/*
+ * rb_check_select: the caller may read this table's history only when it
+ * may read the table.
+ */
+void
+rb_check_select(Oid relid)
+{
+	if (pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for table %s", get_rel_name(relid))));
+}
+
+/* rb_qualified_name: schema-qualified, quoted name of a relation. */
+char *
+rb_qualified_name(Oid relid)
+{
+	char	   *relname = get_rel_name(relid);
+	char	   *nspname;
+
+	if (relname == NULL)
+		elog(ERROR, "cache lookup failed for relation %u", relid);
+	nspname = get_namespace_name(get_rel_namespace(relid));
+	return quote_qualified_identifier(nspname, relname);
+}
