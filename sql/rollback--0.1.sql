@@ -201,14 +201,19 @@ BEGIN
 	 WHERE a.attrelid = tbl AND a.attnum = k.attnum;
 
 	oldq := format('SELECT to_jsonb(i) AS j FROM rollback._images(NULL::%s, %L) i', tbl, point);
-	newq := format('SELECT to_jsonb(t) AS j FROM %s t WHERE t.ctid = ANY (rollback._new_tids(%L::regclass, %L))',
-				   tbl, tbl::oid::text, point);
+	/* new rows are found per leaf: a partitioned table has one per partition */
+	SELECT string_agg(format('SELECT to_jsonb(t) AS j FROM ONLY %s t'
+							 ' WHERE t.ctid = ANY (rollback._new_tids(%L::regclass, %L))',
+							 p.relid, p.relid::oid::text, point), ' UNION ALL ')
+	  INTO newq
+	  FROM pg_partition_tree(tbl) p
+	 WHERE p.isleaf;
 
 	IF keys IS NULL THEN
 		RETURN QUERY EXECUTE format(
-			'SELECT ''delete''::text, o.j, NULL::jsonb FROM (%1$s EXCEPT ALL %2$s) o
+			'SELECT ''delete''::text, o.j, NULL::jsonb FROM ((%1$s) EXCEPT ALL (%2$s)) o
 			 UNION ALL
-			 SELECT ''insert''::text, NULL::jsonb, n.j FROM (%2$s EXCEPT ALL %1$s) n
+			 SELECT ''insert''::text, NULL::jsonb, n.j FROM ((%2$s) EXCEPT ALL (%1$s)) n
 			 ORDER BY 1, 2, 3', oldq, newq);
 	ELSE
 		RETURN QUERY EXECUTE format(

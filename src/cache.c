@@ -31,6 +31,7 @@
 #include "utils/pg_lsn.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 #include "utils/xid8.h"
 
 #include "rollback.h"
@@ -77,7 +78,9 @@ rb_cache_init(void)
 void
 rb_invalidate(Oid relid)
 {
-	CacheInvalidateRelcacheByRelid(relid);
+	/* a dropped relation's own drop has already sent the invalidation */
+	if (SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid)))
+		CacheInvalidateRelcacheByRelid(relid);
 }
 
 /*

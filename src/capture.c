@@ -28,7 +28,9 @@
 #include "access/tableam.h"
 #include "commands/trigger.h"
 #include "executor/tuptable.h"
+#include "access/xact.h"
 #include "fmgr.h"
+#include "storage/proc.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 #include "utils/xid8.h"
@@ -37,6 +39,12 @@
 
 PG_FUNCTION_INFO_V1(rollback_capture);
 PG_FUNCTION_INFO_V1(rollback_capture_truncate);
+
+/* The last tuple captured by this backend, to capture a tuple only once. */
+static LocalTransactionId last_lxid = InvalidLocalTransactionId;
+static CommandId last_cid = InvalidCommandId;
+static Oid	last_relid = InvalidOid;
+static ItemPointerData last_tid;
 
 /* Rows per heap_multi_insert batch when a TRUNCATE is captured. */
 #define RB_TRUNCATE_BATCH	1000
@@ -110,6 +118,20 @@ rollback_capture(PG_FUNCTION_ARGS)
 		return PointerGetDatum(rettup);
 	if (!rb_tuple_visible(&info->snap, oldtup->t_data))
 		return PointerGetDatum(rettup);
+
+	/*
+	 * An UPDATE that moves a row to another partition fires the BEFORE
+	 * UPDATE and then the BEFORE DELETE triggers of the source partition
+	 * for the same tuple, one right after the other: capture it once.
+	 */
+	if (last_lxid == MyProc->lxid && last_cid == GetCurrentCommandId(false) &&
+		last_relid == RelationGetRelid(trigdata->tg_relation) &&
+		ItemPointerEquals(&last_tid, &oldtup->t_self))
+		return PointerGetDatum(rettup);
+	last_lxid = MyProc->lxid;
+	last_cid = GetCurrentCommandId(false);
+	last_relid = RelationGetRelid(trigdata->tg_relation);
+	last_tid = oldtup->t_self;
 
 	/* First change of this tuple since the point saw it: keep its image. */
 	slot = trigdata->tg_trigslot;

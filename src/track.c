@@ -355,11 +355,12 @@ track_leaf(Oid relid, Oid parent)
 
 /*
  * track_relation: track a table, or a partitioned table and all its leaf
- * partitions.  Returns how many relations were newly tracked.  The caller
- * has checked rights.
+ * partitions.  parent is the tracked partitioned table it is tracked
+ * through, if any.  Returns how many relations were newly tracked.  The
+ * caller has checked rights.
  */
 static int
-track_relation(Oid relid)
+track_relation(Oid relid, Oid parent)
 {
 	Oid			save_userid;
 	int			save_sec;
@@ -378,10 +379,10 @@ track_relation(Oid relid)
 							 " VALUES ($1::regclass, session_user) ON CONFLICT DO NOTHING",
 							 1, argtypes, values, NULL, false, SPI_OK_INSERT);
 		foreach(lc, rb_expand_leaves(relid, false))
-			count += track_leaf(lfirst_oid(lc), relid) ? 1 : 0;
+			count += track_leaf(lfirst_oid(lc), OidIsValid(parent) ? parent : relid) ? 1 : 0;
 	}
 	else
-		count += track_leaf(relid, InvalidOid) ? 1 : 0;
+		count += track_leaf(relid, parent) ? 1 : 0;
 	rb_spi_finish_as_owner(save_userid, save_sec);
 	return count;
 }
@@ -448,7 +449,7 @@ rollback_track(PG_FUNCTION_ARGS)
 	relid = PG_GETARG_OID(0);
 	check_trackable(relid);
 	rb_check_admin(relid, "track");
-	track_relation(relid);
+	track_relation(relid, InvalidOid);
 	PG_RETURN_VOID();
 }
 
@@ -594,26 +595,26 @@ rollback_track_schema(PG_FUNCTION_ARGS)
 	foreach(lc, rels)
 	{
 		rb_check_admin(lfirst_oid(lc), "track");
-		count += track_relation(lfirst_oid(lc));
+		count += track_relation(lfirst_oid(lc), InvalidOid);
 	}
 	PG_RETURN_INT32(count);
 }
 
 /*
- * tracked_ancestor: whether a tracked partitioned table is an ancestor of
- * this partition.
+ * tracked_ancestor: the tracked partitioned table that this partition
+ * belongs to, or InvalidOid.
  */
-static bool
+static Oid
 tracked_ancestor(Oid relid)
 {
 	ListCell   *lc;
 
 	if (!get_rel_relispartition(relid))
-		return false;
+		return InvalidOid;
 	foreach(lc, get_partition_ancestors(relid))
 		if (rb_is_tracked(lfirst_oid(lc)))
-			return true;
-	return false;
+			return lfirst_oid(lc);
+	return InvalidOid;
 }
 
 /*
@@ -677,8 +678,10 @@ rollback_on_ddl(PG_FUNCTION_ARGS)
 			continue;
 		}
 
-		if (rb_is_tracked(relid) || tracked_ancestor(relid))
-			track_relation(relid);	/* new partitions of a tracked table */
+		if (rb_is_tracked(relid))
+			track_relation(relid, InvalidOid);	/* new partitions of a tracked table */
+		else if (OidIsValid(tracked_ancestor(relid)))
+			track_relation(relid, tracked_ancestor(relid));
 		else if (lfirst_int(lc2))
 		{
 			Oid			argtypes[1] = {OIDOID};
@@ -690,7 +693,7 @@ rollback_on_ddl(PG_FUNCTION_ARGS)
 						" WHERE n.oid = $1",
 						1, argtypes, values, NULL, true, SPI_OK_SELECT);
 			if (SPI_processed > 0)
-				track_relation(relid);
+				track_relation(relid, InvalidOid);
 		}
 	}
 	rb_spi_finish_as_owner(save_userid, save_sec);
