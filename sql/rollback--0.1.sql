@@ -208,6 +208,11 @@ BEGIN
 	  INTO newq
 	  FROM pg_partition_tree(tbl) p
 	 WHERE p.isleaf;
+	IF newq IS NULL THEN		/* neither partitioned nor a partition */
+		newq := format('SELECT to_jsonb(t) AS j FROM ONLY %s t'
+					   ' WHERE t.ctid = ANY (rollback._new_tids(%L::regclass, %L))',
+					   tbl, tbl::oid::text, point);
+	END IF;
 
 	IF keys IS NULL THEN
 		RETURN QUERY EXECUTE format(
