@@ -137,16 +137,16 @@ restore_table(Oid relid, const RbSnapshot *snap, bool dry_run,
 		tidvals[0] = PointerGetDatum(construct_array(elems, i, TIDOID,
 													 sizeof(ItemPointerData),
 													 false, TYPALIGN_SHORT));
-		*deleted = rb_spi_exec(psprintf("DELETE FROM ONLY %s WHERE ctid = ANY ($1)", qname),
-							   1, tidtypes, tidvals, NULL, false, SPI_OK_DELETE);
+		*deleted = rb_spi_exec_latest(psprintf("DELETE FROM ONLY %s WHERE ctid = ANY ($1)", qname),
+									  1, tidtypes, tidvals, SPI_OK_DELETE);
 	}
 
 	cols = insert_columns(relid, store, &select);
-	*restored = rb_spi_exec(psprintf("INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE"
-									 " SELECT %s FROM %s s WHERE s._rb_point >= $1"
-									 " AND rollback._visible(s._rb_xmin, $1)",
-									 qname, cols, select, sname),
-							1, argtypes, values, NULL, false, SPI_OK_INSERT);
+	*restored = rb_spi_exec_latest(psprintf("INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE"
+											" SELECT %s FROM %s s WHERE s._rb_point >= $1"
+											" AND rollback._visible(s._rb_xmin, $1)",
+											qname, cols, select, sname),
+								   1, argtypes, values, SPI_OK_INSERT);
 }
 
 /*

@@ -80,6 +80,8 @@ extern void rb_spi_finish_as_owner(Oid save_userid, int save_sec);
 extern int	rb_spi_exec(const char *sql, int nargs, Oid *argtypes,
 						Datum *values, const char *nulls, bool read_only,
 						int expected);
+extern int	rb_spi_exec_latest(const char *sql, int nargs, Oid *argtypes,
+							   Datum *values, int expected);
 extern void rb_internal_ddl(const char *sql);
 extern bool rb_in_internal_ddl(void);
 extern void rb_note_write(void);

@@ -31,6 +31,7 @@
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
 #include "rollback.h"
@@ -149,6 +150,32 @@ rb_spi_exec(const char *sql, int nargs, Oid *argtypes, Datum *values,
 	if (rc != expected)
 		elog(ERROR, "internal query failed (%s): %s",
 			 SPI_result_code_string(rc), sql);
+	return (int) SPI_processed;
+}
+
+/*
+ * rb_spi_exec_latest: like rb_spi_exec for a data-changing statement, but
+ * run with a fresh snapshot rather than the transaction's.  A restore holds
+ * EXCLUSIVE locks and must see and change every committed row, also when
+ * its transaction is REPEATABLE READ and its snapshot is older.
+ */
+int
+rb_spi_exec_latest(const char *sql, int nargs, Oid *argtypes, Datum *values,
+				   int expected)
+{
+	SPIPlanPtr	plan;
+	int			rc;
+
+	plan = SPI_prepare(sql, nargs, argtypes);
+	if (plan == NULL)
+		elog(ERROR, "internal query could not be prepared (%s): %s",
+			 SPI_result_code_string(SPI_result), sql);
+	rc = SPI_execute_snapshot(plan, values, NULL, GetLatestSnapshot(),
+							  InvalidSnapshot, false, false, 0);
+	if (rc != expected)
+		elog(ERROR, "internal query failed (%s): %s",
+			 SPI_result_code_string(rc), sql);
+	SPI_freeplan(plan);
 	return (int) SPI_processed;
 }
 
