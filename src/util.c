@@ -171,7 +171,7 @@ rb_spi_exec_latest(const char *sql, int nargs, Oid *argtypes, Datum *values,
 		elog(ERROR, "internal query could not be prepared (%s): %s",
 			 SPI_result_code_string(SPI_result), sql);
 	rc = SPI_execute_snapshot(plan, values, NULL, GetLatestSnapshot(),
-							  InvalidSnapshot, false, false, 0);
+							  InvalidSnapshot, false, true, 0);
 	if (rc != expected)
 		elog(ERROR, "internal query failed (%s): %s",
 			 SPI_result_code_string(rc), sql);
