@@ -76,10 +76,12 @@ CREATE TABLE rollback.point_table (
 CREATE INDEX point_table_relid_idx ON rollback.point_table (relid, point_id);
 COMMENT ON TABLE rollback.point_table IS 'Tables covered by each recovery point, with their sequence values at the point';
 
-SELECT pg_catalog.pg_extension_config_dump('rollback.tracked_table', '');
-SELECT pg_catalog.pg_extension_config_dump('rollback.tracked_schema', '');
-SELECT pg_catalog.pg_extension_config_dump('rollback.point', '');
-SELECT pg_catalog.pg_extension_config_dump('rollback.point_table', '');
+/*
+ * No table here is registered with pg_extension_config_dump: a recovery
+ * point's snapshot holds transaction ids, which mean nothing in the cluster
+ * a dump is loaded into, and the version stores (extension members) are not
+ * dumped either.  A dump carries no rollback state; see docs/limits.md.
+ */
 
 REVOKE ALL ON ALL TABLES IN SCHEMA rollback FROM PUBLIC;
 GRANT SELECT ON ALL TABLES IN SCHEMA rollback TO rollback_reader, rollback_admin;
@@ -267,6 +269,13 @@ CREATE EVENT TRIGGER rollback_ddl_end ON ddl_command_end
 
 CREATE EVENT TRIGGER rollback_sql_drop ON sql_drop
 	EXECUTE FUNCTION rollback._on_drop();
+
+CREATE FUNCTION rollback._on_rewrite() RETURNS event_trigger
+	AS 'MODULE_PATHNAME', 'rollback_on_rewrite' LANGUAGE C;
+COMMENT ON FUNCTION rollback._on_rewrite() IS 'Event trigger: refuses to rewrite a tracked table that has recovery points';
+
+CREATE EVENT TRIGGER rollback_table_rewrite ON table_rewrite
+	EXECUTE FUNCTION rollback._on_rewrite();
 
 CREATE FUNCTION rollback._visible(xid pg_catalog.xid8, point_id pg_catalog.int8)
 	RETURNS pg_catalog.bool

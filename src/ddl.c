@@ -9,9 +9,12 @@
  *		  image, and restore would lose the row;
  *		- ENABLE TRIGGER ALL / USER is let through, then the capture triggers
  *		  are set back to ALWAYS, so that they keep firing in replica mode;
- *		- VACUUM (FREEZE) and COPY ... (FREEZE) on a table with recovery
- *		  points: they freeze rows written after a point, and a frozen row
- *		  counts as older than every point (util.c, rb_tuple_visible).
+ *		- VACUUM (FREEZE), VACUUM FULL, CLUSTER and COPY ... (FREEZE) on a
+ *		  table with recovery points: they freeze rows written after a point,
+ *		  and a frozen row counts as older than every point (util.c,
+ *		  rb_tuple_visible);
+ *		- a BEFORE ROW UPDATE/DELETE trigger that would fire after the
+ *		  capture trigger (see capture.c).
  *
  *		Like pg_stat_statements, it chains to the previous hook and bails out
  *		fast for every statement it does not care about.
@@ -23,6 +26,7 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_inherits.h"
+#include "catalog/pg_trigger.h"
 #include "commands/defrem.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
@@ -133,9 +137,9 @@ check_alter_table(AlterTableStmt *stmt, List **leaves)
 	return reenable;
 }
 
-/* freeze_requested: whether a VACUUM or COPY option list asks to freeze. */
+/* option_set: whether a VACUUM or COPY option list turns the option on. */
 static bool
-freeze_requested(List *options)
+option_set(List *options, const char *name)
 {
 	ListCell   *lc;
 
@@ -143,10 +147,26 @@ freeze_requested(List *options)
 	{
 		DefElem    *opt = (DefElem *) lfirst(lc);
 
-		if (strcmp(opt->defname, "freeze") == 0 && defGetBoolean(opt))
+		if (strcmp(opt->defname, name) == 0 && defGetBoolean(opt))
 			return true;
 	}
 	return false;
+}
+
+/* any_point: whether the database has any recovery point. */
+static bool
+any_point(void)
+{
+	Oid			save_userid;
+	int			save_sec;
+	bool		any;
+
+	rb_spi_connect_as_owner(&save_userid, &save_sec);
+	rb_spi_exec("SELECT 1 FROM rollback.point LIMIT 1", 0, NULL, NULL, NULL,
+				true, SPI_OK_SELECT);
+	any = SPI_processed > 0;
+	rb_spi_finish_as_owner(save_userid, save_sec);
+	return any;
 }
 
 /* refuse_freeze: the error for freezing a table with recovery points. */
@@ -157,31 +177,33 @@ refuse_freeze(const char *what)
 			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 			 errmsg("cannot run %s on a tracked table with recovery points", what),
 			 errdetail("Freezing rows written after a recovery point would make them look older than it."),
-			 errhint("Drop or purge the recovery points first, or leave out FREEZE.")));
+			 errhint("Drop or purge the table's recovery points first.")));
 }
 
-/* check_vacuum: refuse VACUUM (FREEZE) of tables with points. */
+/*
+ * check_vacuum: refuse VACUUM (FREEZE) and VACUUM FULL of tables with
+ * points.  VACUUM FULL, like CLUSTER, rewrites the table freezing every row
+ * that all transactions can see.
+ */
 static void
 check_vacuum(VacuumStmt *stmt)
 {
+	const char *what;
 	ListCell   *lc;
 
-	if (!stmt->is_vacuumcmd || !freeze_requested(stmt->options))
+	if (!stmt->is_vacuumcmd)
+		return;
+	if (option_set(stmt->options, "full"))
+		what = "VACUUM FULL";
+	else if (option_set(stmt->options, "freeze"))
+		what = "VACUUM (FREEZE)";
+	else
 		return;
 	if (stmt->rels == NIL)
 	{
 		/* the whole database: refuse if any table has a point */
-		Oid			save_userid;
-		int			save_sec;
-		bool		any;
-
-		rb_spi_connect_as_owner(&save_userid, &save_sec);
-		rb_spi_exec("SELECT 1 FROM rollback.point LIMIT 1", 0, NULL, NULL, NULL,
-					true, SPI_OK_SELECT);
-		any = SPI_processed > 0;
-		rb_spi_finish_as_owner(save_userid, save_sec);
-		if (any)
-			refuse_freeze("VACUUM (FREEZE)");
+		if (any_point())
+			refuse_freeze(what);
 		return;
 	}
 	foreach(lc, stmt->rels)
@@ -190,8 +212,30 @@ check_vacuum(VacuumStmt *stmt)
 		Oid			relid = OidIsValid(vrel->oid) ? vrel->oid : relation_oid(vrel->relation);
 
 		if (has_points(tracked_leaves_of(relid)))
-			refuse_freeze("VACUUM (FREEZE)");
+			refuse_freeze(what);
 	}
+}
+
+/*
+ * check_create_trigger: refuse a BEFORE ROW UPDATE or DELETE trigger on a
+ * tracked table that would fire after the capture trigger (triggers fire in
+ * name order): if it cancelled the change, the image already taken would
+ * stand beside the unchanged row.
+ */
+static void
+check_create_trigger(CreateTrigStmt *stmt)
+{
+	if (!stmt->row || !TRIGGER_FOR_BEFORE(stmt->timing) ||
+		!(TRIGGER_FOR_UPDATE(stmt->events) || TRIGGER_FOR_DELETE(stmt->events)) ||
+		strcmp(stmt->trigname, RB_TRIGGER_ROW) <= 0)
+		return;
+	if (tracked_leaves_of(relation_oid(stmt->relation)) != NIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("BEFORE ROW trigger \"%s\" would fire after the capture trigger of tracked table \"%s\"",
+						stmt->trigname, stmt->relation->relname),
+				 errdetail("BEFORE triggers fire in name order, and a change cancelled after its capture would leave a wrong image."),
+				 errhint("Give the trigger a name that sorts before \"%s\".", RB_TRIGGER_ROW)));
 }
 
 /* reenable_always: set the capture triggers of the leaves back to ALWAYS. */
@@ -228,6 +272,8 @@ rb_process_utility(RB_UTILITY_ARGS)
 		case T_RenameStmt:
 		case T_VacuumStmt:
 		case T_CopyStmt:
+		case T_ClusterStmt:
+		case T_CreateTrigStmt:
 			break;
 		default:
 			goto run;
@@ -269,10 +315,20 @@ rb_process_utility(RB_UTILITY_ARGS)
 	{
 		CopyStmt   *stmt = (CopyStmt *) parsetree;
 
-		if (stmt->is_from && freeze_requested(stmt->options) &&
+		if (stmt->is_from && option_set(stmt->options, "freeze") &&
 			has_points(tracked_leaves_of(relation_oid(stmt->relation))))
 			refuse_freeze("COPY FREEZE");
 	}
+	else if (IsA(parsetree, ClusterStmt))
+	{
+		ClusterStmt *stmt = (ClusterStmt *) parsetree;
+
+		if (stmt->relation == NULL ? any_point() :
+			has_points(tracked_leaves_of(relation_oid(stmt->relation))))
+			refuse_freeze("CLUSTER");
+	}
+	else if (IsA(parsetree, CreateTrigStmt))
+		check_create_trigger((CreateTrigStmt *) parsetree);
 
 run:
 	if (prev_ProcessUtility)

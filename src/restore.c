@@ -11,10 +11,8 @@
  *		   stored images k needs, with session_replication_role = replica so
  *		   that user triggers and foreign key checks stay out of the way of
  *		   a state that was consistent when k was taken;
- *		4. set the tables' sequences back to their values at k.
- *
- *		Sequences are set last: setval is not transactional, and everything
- *		before it is.
+ *		4. set the tables' sequences back to their values at k, with ALTER
+ *		   SEQUENCE ... RESTART, which is transactional like the rest.
  *
  *-------------------------------------------------------------------------
  */
@@ -151,23 +149,37 @@ restore_table(Oid relid, const RbSnapshot *snap, bool dry_run,
 
 /*
  * reset_sequences: set the sequences of a table back to their values at
- * the point.  Inside SPI, as the owner.
+ * the point.  ALTER SEQUENCE ... RESTART writes a new relation file, so,
+ * unlike setval, it is undone if the restore's transaction rolls back.  A
+ * value that RESTART cannot express (the next value would leave the
+ * sequence's range) falls back to setval.  Inside SPI, as the owner.
  */
 static void
 reset_sequences(int64 point_id, Oid relid)
 {
 	Oid			argtypes[2] = {INT8OID, OIDOID};
 	Datum		values[2];
+	List	   *cmds = NIL;
+	ListCell   *lc;
+	uint64		i;
 
 	values[0] = Int64GetDatum(point_id);
 	values[1] = ObjectIdGetDatum(relid);
-	rb_spi_exec("SELECT pg_catalog.setval((s->>'seq')::regclass, (s->>'last_value')::int8,"
-				" (s->>'is_called')::bool)"
+	rb_spi_exec("SELECT CASE WHEN n.next BETWEEN q.seqmin AND q.seqmax"
+				"  THEN pg_catalog.format('ALTER SEQUENCE %s RESTART WITH %s', q.seqrelid::regclass, n.next)"
+				"  ELSE pg_catalog.format('SELECT pg_catalog.setval(%L, %s, %s)', q.seqrelid::regclass,"
+				"    s->>'last_value', s->>'is_called') END"
 				" FROM rollback.point_table pt,"
 				" LATERAL pg_catalog.jsonb_array_elements(pt.sequences) s"
-				" WHERE pt.point_id = $1 AND pt.relid = $2::regclass"
-				" AND pg_catalog.to_regclass(s->>'seq') IS NOT NULL",
-				2, argtypes, values, NULL, false, SPI_OK_SELECT);
+				" JOIN pg_catalog.pg_sequence q ON q.seqrelid = pg_catalog.to_regclass(s->>'seq'),"
+				" LATERAL (SELECT (s->>'last_value')::numeric"
+				"   + CASE WHEN (s->>'is_called')::bool THEN q.seqincrement ELSE 0 END AS next) n"
+				" WHERE pt.point_id = $1 AND pt.relid = $2::regclass",
+				2, argtypes, values, NULL, true, SPI_OK_SELECT);
+	for (i = 0; i < SPI_processed; i++)
+		cmds = lappend(cmds, SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
+	foreach(lc, cmds)
+		rb_internal_ddl((char *) lfirst(lc));
 }
 
 /*

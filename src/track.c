@@ -49,6 +49,7 @@ PG_FUNCTION_INFO_V1(rollback_untrack);
 PG_FUNCTION_INFO_V1(rollback_track_schema);
 PG_FUNCTION_INFO_V1(rollback_on_ddl);
 PG_FUNCTION_INFO_V1(rollback_on_drop);
+PG_FUNCTION_INFO_V1(rollback_on_rewrite);
 
 /*
  * catalog_oid: run a one-value catalog query with an OID parameter as the
@@ -272,6 +273,35 @@ trigger_exists(Oid relid, const char *name)
 }
 
 /*
+ * check_trigger_order: refuse to track a table with a BEFORE ROW UPDATE or
+ * DELETE trigger that fires after the capture trigger (see ddl.c,
+ * check_create_trigger).  Inside SPI.
+ */
+static void
+check_trigger_order(Oid relid)
+{
+	Oid			argtypes[2] = {OIDOID, TEXTOID};
+	Datum		values[2];
+
+	values[0] = ObjectIdGetDatum(relid);
+	values[1] = CStringGetTextDatum(RB_TRIGGER_ROW);
+	/* tgtype bits: 1 row, 2 before, 8 delete, 16 update */
+	rb_spi_exec("SELECT tgname FROM pg_catalog.pg_trigger"
+				" WHERE tgrelid = $1 AND NOT tgisinternal"
+				" AND tgname::text COLLATE \"C\" > $2 COLLATE \"C\""
+				" AND tgtype & 3 = 3 AND tgtype & 24 <> 0 LIMIT 1",
+				2, argtypes, values, NULL, true, SPI_OK_SELECT);
+	if (SPI_processed > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("BEFORE ROW trigger \"%s\" of table \"%s\" would fire after the capture trigger",
+						SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1),
+						get_rel_name(relid)),
+				 errdetail("BEFORE triggers fire in name order, and a change cancelled after its capture would leave a wrong image."),
+				 errhint("Rename the trigger to sort before \"%s\".", RB_TRIGGER_ROW)));
+}
+
+/*
  * track_leaf: give an ordinary table (or partition) its store and capture
  * triggers.  Returns false if it already had them.  Runs inside SPI as the
  * owner; the caller has checked rights.
@@ -295,6 +325,7 @@ track_leaf(Oid relid, Oid parent)
 	if (OidIsValid(rb_store_of(relid)))
 		return false;
 	check_trackable(relid);
+	check_trigger_order(relid);
 
 	snprintf(storename, sizeof(storename), "s%u", relid);
 	rel = table_open(relid, ShareRowExclusiveLock);
@@ -730,7 +761,8 @@ rollback_on_drop(PG_FUNCTION_ARGS)
 	rb_spi_exec("SELECT t.relid::oid, t.store::oid"
 				" FROM pg_catalog.pg_event_trigger_dropped_objects() d"
 				" JOIN rollback.tracked_table t ON t.relid::oid = d.objid"
-				" WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass",
+				" WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass"
+				" AND d.objsubid = 0",
 				0, NULL, NULL, NULL, true, SPI_OK_SELECT);
 	for (i = 0; i < SPI_processed; i++)
 	{
@@ -746,5 +778,33 @@ rollback_on_drop(PG_FUNCTION_ARGS)
 	forboth(lc, rels, lc2, stores)
 		forget_table(lfirst_oid(lc), lfirst_oid(lc2), false);
 	rb_spi_finish_as_owner(save_userid, save_sec);
+	PG_RETURN_NULL();
+}
+
+/*
+ * rollback._on_rewrite(): table_rewrite event trigger.  An ALTER TABLE that
+ * rewrites a table gives every row a new xmin, so no point could tell its
+ * rows apart any more: refuse it while the table has points.
+ */
+Datum
+rollback_on_rewrite(PG_FUNCTION_ARGS)
+{
+	Oid			relid;
+
+	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_EVENT_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("rollback._on_rewrite() must be called as an event trigger")));
+	if (rb_in_internal_ddl() || !OidIsValid(get_extension_oid("rollback", true)))
+		PG_RETURN_NULL();
+	relid = DatumGetObjectId(DirectFunctionCall1(pg_event_trigger_table_rewrite_oid,
+												 (Datum) 0));
+	if (rb_relinfo(relid)->snap.point_id != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("cannot rewrite tracked table \"%s\" while it has recovery points",
+						get_rel_name(relid)),
+				 errdetail("A rewrite gives every row a new transaction id, so the points could no longer tell old rows from new ones."),
+				 errhint("Drop or purge the table's recovery points first.")));
 	PG_RETURN_NULL();
 }

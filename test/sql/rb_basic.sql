@@ -28,10 +28,19 @@ SELECT * FROM rollback.restore('before_job', dry_run => true);
 SELECT count(*) AS rows_now, sum(amount) AS sum_now FROM orders;
 SELECT count(*) AS points FROM rollback.points;
 
+-- a restore that rolls back leaves everything, the sequence too, as it was
+BEGIN;
+SELECT * FROM rollback.restore('before_job');
+ROLLBACK;
+SELECT last_value, is_called FROM orders_id_seq;
+SELECT count(*) AS points FROM rollback.points;
+
 -- restore, and the sequence is set back
 SELECT * FROM rollback.restore('before_job');
 SELECT * FROM orders ORDER BY id;
 SELECT last_value, is_called FROM orders_id_seq;
+SELECT nextval('orders_id_seq');
+SELECT setval('orders_id_seq', 10);
 SELECT * FROM rollback.diff('orders', 'before_job');
 
 -- the restore took its own point first, so it can be undone

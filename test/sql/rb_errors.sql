@@ -94,6 +94,19 @@ SELECT tgname, tgenabled FROM pg_trigger WHERE tgrelid = 't'::regclass ORDER BY 
 VACUUM (FREEZE) t;
 VACUUM FREEZE;
 COPY t FROM '/dev/null' WITH (FREEZE);
+VACUUM FULL t;
+CLUSTER t USING t_pkey;
+-- a BEFORE ROW trigger that would fire after capture is refused
+CREATE FUNCTION pg_temp.noop() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RETURN NEW; END$$;
+CREATE TRIGGER zzz_late BEFORE UPDATE ON t FOR EACH ROW EXECUTE FUNCTION pg_temp.noop();
+CREATE TRIGGER aaa_early BEFORE UPDATE ON t FOR EACH ROW EXECUTE FUNCTION pg_temp.noop();
+CREATE TRIGGER zzz_after AFTER UPDATE ON t FOR EACH ROW EXECUTE FUNCTION pg_temp.noop();
+CREATE TABLE late (id int);
+CREATE TRIGGER zzz_late BEFORE DELETE ON late FOR EACH ROW EXECUTE FUNCTION pg_temp.noop();
+SELECT pg_temp.err($$SELECT rollback.track('late')$$);
+DROP TABLE late;
+DROP TRIGGER aaa_early ON t;
+DROP TRIGGER zzz_after ON t;
 
 -- nothing changed by any of the above
 SELECT * FROM t ORDER BY id;

@@ -43,9 +43,22 @@ ALTER TABLE app.b ADD COLUMN n int DEFAULT 7;
 ALTER TABLE app.b RENAME COLUMN y TO label;
 UPDATE app.b SET n = 8 WHERE label = 'two';
 SELECT * FROM rollback.as_of(NULL::app.b, 'before_ddl') ORDER BY label;
+-- a rewriting ALTER would give every row a new xmin: refused while points exist
 ALTER TABLE app.b ALTER COLUMN n TYPE bigint;
+-- a dropped column stays in the store, and leaves as_of's output
+ALTER TABLE app.b ADD COLUMN extra text;
+UPDATE app.b SET extra = 'e';
+ALTER TABLE app.b DROP COLUMN extra;
+SELECT * FROM rollback.as_of(NULL::app.b, 'before_ddl') ORDER BY label;
 SELECT * FROM rollback.restore('before_ddl');
 SELECT * FROM app.b ORDER BY label;
+-- without points, the rewrite goes through and the store follows
+SELECT rollback.drop_point('before_ddl');
+SELECT rollback.drop_point('before restore to before_ddl');
+ALTER TABLE app.b ALTER COLUMN n TYPE bigint;
+SELECT format_type(atttypid, atttypmod) FROM pg_attribute
+ WHERE attrelid = (SELECT store FROM rollback.tracked_table WHERE relid = 'app.b'::regclass)
+   AND attname = 'c2';
 
 -- dropping a tracked table forgets it; dropping the schema forgets the schema
 DROP TABLE app.a;
