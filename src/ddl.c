@@ -27,6 +27,7 @@
 #include "catalog/pg_class.h"
 #include "catalog/pg_inherits.h"
 #include "catalog/pg_trigger.h"
+#include "catalog/pg_type.h"
 #include "commands/defrem.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
@@ -308,6 +309,44 @@ rb_process_utility(RB_UTILITY_ARGS)
 
 		if (is_capture_trigger(stmt->subname) && tracked_leaves_of(relid) != NIL)
 			refuse_trigger_change(relid);
+		if (strcmp(stmt->newname, RB_TRIGGER_ROW) > 0 && OidIsValid(relid) &&
+			tracked_leaves_of(relid) != NIL)
+		{
+			/* renaming a BEFORE ROW trigger to fire after capture */
+			Oid			save_userid;
+			int			save_sec;
+			Oid			argtypes[2] = {OIDOID, TEXTOID};
+			Datum		values[2];
+			CreateTrigStmt fake;
+			int16		tgtype = 0;
+			bool		found;
+
+			values[0] = ObjectIdGetDatum(relid);
+			values[1] = CStringGetTextDatum(stmt->subname);
+			rb_spi_connect_as_owner(&save_userid, &save_sec);
+			rb_spi_exec("SELECT tgtype FROM pg_catalog.pg_trigger"
+						" WHERE tgrelid = $1 AND tgname = $2::name",
+						2, argtypes, values, NULL, true, SPI_OK_SELECT);
+			found = SPI_processed > 0;
+			if (found)
+			{
+				bool		isnull;
+
+				tgtype = DatumGetInt16(SPI_getbinval(SPI_tuptable->vals[0],
+													 SPI_tuptable->tupdesc, 1, &isnull));
+			}
+			rb_spi_finish_as_owner(save_userid, save_sec);
+			if (found)
+			{
+				memset(&fake, 0, sizeof(fake));
+				fake.row = TRIGGER_FOR_ROW(tgtype);
+				fake.timing = tgtype & TRIGGER_TYPE_TIMING_MASK;
+				fake.events = tgtype & TRIGGER_TYPE_EVENT_MASK;
+				fake.trigname = stmt->newname;
+				fake.relation = stmt->relation;
+				check_create_trigger(&fake);
+			}
+		}
 	}
 	else if (IsA(parsetree, VacuumStmt))
 		check_vacuum((VacuumStmt *) parsetree);

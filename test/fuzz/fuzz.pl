@@ -4,22 +4,32 @@
 #
 #   perl test/fuzz/fuzz.pl --seed N [--ops M] [--dbname D] [--log FILE] [--keep] [--verbose]
 #
-# Connects through libpq's environment (PGHOST, PGPORT, PGUSER), builds random
-# tables in a fresh schema `fz` (with and without primary keys, many column
-# types, NULLs, TOASTed values, a parent/child pair linked by a foreign key),
-# tracks them, runs M random DML statements (INSERT, multi-row INSERT, COPY,
-# UPDATE incl. key updates, upserts, DELETE, TRUNCATE, VACUUM) in autocommit
-# and multi-statement transactions with savepoints and rollbacks, and creates
-# recovery points between them.  Right after each point commits, every table
-# is copied for real into schema `fz_copy`.  At the end, each point's
-# rollback.as_of and rollback.diff are compared with the copies, then several
-# restores (to points in random order, including the points the restores
-# themselves take) are compared with the copies, and every point's as_of is
-# checked again after each restore.
+# Connects through libpq's environment (PGHOST, PGPORT, PGUSER) to database D
+# (default $PGDATABASE, else rb_fuzz, which must have the extension), and
+# builds random tables in a fresh schema `fz`: with and without primary keys
+# (int, composite, text; serial and identity columns), columns of many types
+# with NULLs and TOASTed values, a dropped column, a stored generated column,
+# a parent/child pair linked by a foreign key, user triggers (a BEFORE trigger
+# counting writes, an AFTER trigger writing an audit table).  It tracks them
+# (rollback.track, or rollback.track_schema before or after some are created,
+# and a table created mid-run), then runs M random statements: INSERT (single,
+# multi-row, bulk, INSERT ... SELECT, ON CONFLICT), COPY, UPDATE (incl. key
+# updates), DELETE, TRUNCATE, VACUUM, in autocommit and in transactions with
+# savepoints and rollbacks.  Between them it creates recovery points (over all
+# tables or some; alone, at the start of a transaction that goes on writing,
+# or while a second session's transaction is open), drops some, and right
+# after each point copies every table for real into schema `fz_copy`.
+#
+# Checks: every point's rollback.as_of and rollback.diff against the copies;
+# then several restores (dry run, rolled back, followed by more changes in the
+# same transaction, or plain; over all tables or some; to points in random
+# order, including the points the restores themselves take), each followed by
+# the tables, the sequences and every point's as_of against the copies.
 #
 # The generator draws from its own PRNG (xorshift64*), never from Perl's
 # rand() or hash order, so a seed replays exactly.  --log FILE writes every
-# statement it sends, with values inlined, as a script psql can run.
+# statement it sends, with values inlined, as a script psql can run (the few
+# statements of the second session are marked "-- [second session]").
 #
 # Prints one line per seed: "seed N: ops X, points Y, checks Z, mismatches W".
 # Exits 1 on any mismatch or unexpected SQL error.
@@ -46,17 +56,18 @@ GetOptions(
 	'log=s'    => \$LOGFILE,
 	'keep'     => \$KEEP,
 	'verbose+' => \$VERBOSE,
-	'gen-only' => \$GENONLY,
-	'skip=s'   => \$SKIP,		# triage only, e.g. --skip diff,freeze (see %SKIP)	# no rollback.* calls, no checks: tries the generator alone
+	'gen-only' => \$GENONLY,	# no rollback.* calls, no checks: tries the generator alone
+	'skip=s'   => \$SKIP,		# triage only, e.g. --skip diff,freeze (see %SKIP)
 ) or usage();
 usage() unless defined $SEED && $SEED >= 0 && $OPS >= 0;
 # --skip: leave out a feature to look past a known failure; the random stream
 # stays the same, so a seed takes the same path with and without it.
 #   diff    no rollback.diff checks
-#   freeze  VACUUM FULL, CLUSTER and VACUUM under vacuum_freeze_min_age = 0
-#           (they freeze rows written after a point) run as plain VACUUM
+#   freeze  VACUUM under vacuum_freeze_min_age = 0 (it freezes rows written
+#           after a point) runs as plain VACUUM
+#   seqtxn  no check that a rolled-back restore leaves sequences as they were
 my %SKIP = map { $_ => 1 } grep { length } split /,/, $SKIP;
-for (sort keys %SKIP) { die "unknown --skip $_\n" unless /^(diff|freeze)$/; }
+for (sort keys %SKIP) { die "unknown --skip $_\n" unless /^(diff|freeze|seqtxn)$/; }
 $DBNAME //= $ENV{PGDATABASE} // 'rb_fuzz';
 
 sub usage
@@ -142,9 +153,10 @@ sub shuffle
 ######################################################################
 # Database access
 
-my $dbh;
+our $dbh;			# the session statements go to (local()ized for the second session)
+my $dbh2;			# the second session, connected when first needed
 my $LOG;
-my $in_txn = 0;
+our $in_txn = 0;
 my ($n_ops, $n_checks, $n_mismatch, $n_errors) = (0, 0, 0, 0);
 my $phase = 'setup';
 my @points;		# { name, tag, tables => [names], seqs => { seqname => next }, auto }
@@ -160,7 +172,8 @@ sub logsql
 		my @b = @$binds;
 		$sql =~ s/\$(\d+)/$dbh->quote($b[$1 - 1])/ge;
 	}
-	print $LOG $sql, ";\n";
+	# psql replays one session: the second session's statements are marked
+	print $LOG $sql, ";", ($dbh2 && $dbh == $dbh2 ? ' -- [second session]' : ''), "\n";
 }
 
 sub short { my ($s, $n) = @_; $n //= 300; $s //= 'NULL'; return length($s) > $n ? substr($s, 0, $n) . "...(" . length($s) . " chars)" : $s; }
@@ -522,6 +535,13 @@ sub make_table_spec
 						  sqltype => $g eq 'serial' ? 'serial' : 'int GENERATED ALWAYS AS IDENTITY' };
 		}
 	}
+	elsif ($kind eq 'audit')
+	{
+		# written only by the AFTER triggers of the other tables
+		@data = ({ name => 'tbl', type => 'text', sqltype => 'text', role => 'data' },
+				 { name => 'op', type => 'text', sqltype => 'text', role => 'data' });
+		$t->{noops} = 1;
+	}
 	elsif ($kind eq 'child')
 	{
 		if (chance(0.6))
@@ -536,6 +556,20 @@ sub make_table_spec
 		push @data, { name => 'pid', type => 'int', sqltype => "int REFERENCES fz.tp (id) ON DELETE $t->{on_delete} ON UPDATE $t->{on_update}",
 					  role => 'fk' };
 	}
+	# a stored generated column, which a restore must compute again
+	my @src = grep { $_->{type} =~ /^(int|bigint|text|bytea)$/ } @data;
+	if (@src && chance(0.25))
+	{
+		my $c = pick(@src);
+		my $expr = $c->{type} eq 'int' ? "($c->{name}::bigint * 2)" : $c->{type} eq 'bigint' ? "($c->{name} / 2)" : "pg_catalog.length($c->{name})";
+		push @data, { name => 'gx', type => 'bigint', role => 'gen', gen => 'generated', sqltype => "bigint GENERATED ALWAYS AS ($expr) STORED" };
+	}
+	# a column a BEFORE trigger counts writes in: a restore must not fire it
+	if ($kind ne 'audit' && chance(0.2))
+	{
+		push @data, { name => 'trg_n', type => 'int', role => 'gen', gen => 'trigger', sqltype => 'int' };
+		$t->{count_trg} = 1;
+	}
 	$t->{keys} = [map { $_->{name} } @keycols];
 	# keys first mostly, sometimes after a data column
 	my @cols = (@keycols, @data);
@@ -545,8 +579,8 @@ sub make_table_spec
 	}
 	$t->{cols} = \@cols;
 	# a dropped column leaves a gap in the attribute numbers (dropped before
-	# the table is tracked: DDL on tracked tables is not what this tests)
-	$t->{dropcol} = chance(0.2) ? rint(scalar @cols + 1) : -1;
+	# the first point)
+	$t->{dropcol} = chance(0.2) && $kind ne 'audit' ? rint(scalar @cols + 1) : -1;
 	return $t;
 }
 
@@ -564,6 +598,25 @@ sub create_table
 	push @defs, 'PRIMARY KEY (' . join(', ', @{ $t->{keys} }) . ')' if keyed($t);
 	sql_do('CREATE TABLE ' . qname($t) . ' (' . join(', ', @defs) . ')');
 	sql_do('ALTER TABLE ' . qname($t) . ' DROP COLUMN dropme') if $t->{dropcol} >= 0;
+	if ($t->{count_trg})
+	{
+		sql_do(q{CREATE OR REPLACE FUNCTION fz.count_writes() RETURNS trigger LANGUAGE plpgsql AS $f$
+BEGIN
+	IF TG_OP = 'UPDATE' THEN NEW.trg_n := coalesce(OLD.trg_n, 0) + 1; ELSE NEW.trg_n := 1; END IF;
+	RETURN NEW;
+END $f$});
+		sql_do('CREATE TRIGGER a_count BEFORE INSERT OR UPDATE ON ' . qname($t) . ' FOR EACH ROW EXECUTE FUNCTION fz.count_writes()');
+	}
+	if ($tbl{ta} && $t->{kind} ne 'audit' && chance(0.5))
+	{
+		sql_do(q{CREATE OR REPLACE FUNCTION fz.audit() RETURNS trigger LANGUAGE plpgsql AS $f$
+BEGIN
+	INSERT INTO fz.ta (tbl, op) VALUES (TG_TABLE_NAME, TG_OP);
+	RETURN NULL;
+END $f$});
+		sql_do('CREATE TRIGGER a_audit AFTER INSERT OR UPDATE OR DELETE ON ' . qname($t) . ' FOR EACH ROW EXECUTE FUNCTION fz.audit()');
+		$t->{audited} = 1;
+	}
 	$t->{seqs} = [];
 	for my $c (@{ $t->{cols} })
 	{
@@ -851,6 +904,50 @@ sub op_insert_select
 		   ' ORDER BY pg_catalog.md5(x::text) LIMIT ' . rrange(1, 10));
 }
 
+# many rows at once, computed by the server, so that tables span many pages
+sub op_bulk
+{
+	my ($t) = @_;
+	my $n = rrange(200, 3000);
+	my $salt = rint(1000);
+	my @pids = $t->{kind} eq 'child' ? parent_ids() : ();
+	my $base = $t->{ctr};
+	my @cols = insert_cols($t);
+	my @exprs;
+	for my $c (@cols)
+	{
+		my $e;
+		if ($c->{role} eq 'key')
+		{
+			$e = $c->{name} eq 'a' ? '(g % 50)' : $c->{name} eq 'b' ? "'k' || ($base + g) || 'b'"
+				: $c->{name} eq 'k' ? "'key' || ($base + g) || 'q'" : "($base + g)";
+		}
+		elsif ($c->{role} eq 'fk')
+		{
+			$e = @pids ? 'CASE WHEN g % 3 = 0 THEN NULL ELSE ' . pick(@pids) . ' END' : 'NULL';
+		}
+		else
+		{
+			my $ty = $c->{type};
+			$e = $ty eq 'int' ? "((g * 7919 + $salt) % 200000 - 100000)"
+				: $ty eq 'bigint' ? "((g::bigint * 1000003 + $salt) * 1000)"
+				: $ty eq 'numeric' ? ($c->{prec} ? "pg_catalog.round(((g + $salt) % 97) / 7.0, $c->{scale})" : "((g + $salt) / 7.0)")
+				: $ty eq 'text' ? "pg_catalog.md5((g + $salt)::text)"
+				: $ty eq 'bytea' ? "pg_catalog.decode(pg_catalog.md5(g::text), 'hex')"
+				: $ty eq 'jsonb' ? "pg_catalog.jsonb_build_object('g', g, 's', pg_catalog.md5(g::text))"
+				: $ty eq 'timestamptz' ? "'2020-01-01 00:00:00+00'::timestamptz + g * interval '1 minute'"
+				: $ty eq 'int[]' ? "ARRAY[g, g + $salt]"
+				: "ARRAY[pg_catalog.md5(g::text), NULL]";
+			$e = "CASE WHEN (g + $salt) % " . rrange(3, 10) . " = 0 THEN NULL ELSE $e END";
+		}
+		push @exprs, $e;
+	}
+	$t->{ctr} = $base + $n + 1;
+	die "key counter overflow" if $t->{ctr} >= 1048576;
+	sql_do('INSERT INTO ' . qname($t) . ' (' . join(', ', map { $_->{name} } @cols) . ') SELECT ' . join(', ', @exprs) .
+		   " FROM pg_catalog.generate_series(1, $n) g");
+}
+
 sub op_truncate
 {
 	my ($t) = @_;
@@ -862,7 +959,7 @@ sub op_truncate
 	}
 	elsif (chance(0.3))
 	{
-		my @others = grep { $_->{kind} ne 'parent' && $_->{kind} ne 'child' && $_ != $t } @tables;
+		my @others = grep { $_->{kind} ne 'parent' && $_->{kind} ne 'child' && $_ != $t && !$_->{noops} } @tables;
 		my @list = ($t, sample(1, @others));
 		$sql = 'TRUNCATE ' . join(', ', map { qname($_) } @list) . $restart;
 	}
@@ -884,17 +981,23 @@ sub op_risky_child
 		   $row, ['23503']);
 }
 
+# one statement on a random table of the list (default: all).  $concurrent:
+# run by the second session while the first may read every table, so nothing
+# that takes an ACCESS EXCLUSIVE lock.
 sub one_op
 {
-	my $t = pick(@tables);
+	my ($list, $concurrent) = @_;
+	my @cand = grep { !$_->{noops} } @{ $list // \@tables };
+	return unless @cand;
+	my $t = pick(@cand);
 	my $kind = pick_w(
 		[20, 'insert'], [10, 'insert_multi'], [8, 'copy'], [20, 'update'],
 		[key_updatable($t) ? 8 : 0, 'update_key'], [12, 'delete'],
 		[keyed($t) && !seq_key($t) ? 5 : 0, 'upsert'],
 		[keyed($t) && $t->{kind} ne 'parent' ? 4 : 0, 'reinsert'],
 		[!keyed($t) || seq_key($t) ? 5 : 0, 'insert_select'],
-		[2, 'truncate'],
-		[$tbl{tc} ? 2 : 0, 'risky']);
+		[$concurrent ? 0 : 2, 'truncate'], [3, 'bulk'],
+		[$tbl{tc} && (!$list || grep { $_ == $tbl{tc} } @$list) ? 2 : 0, 'risky']);
 	print STDERR "op $n_ops: $kind $t->{name}\n" if $VERBOSE;
 	if ($kind eq 'insert') { op_insert($t, 1); }
 	elsif ($kind eq 'insert_multi') { op_insert($t, rrange(2, 15)); }
@@ -906,31 +1009,41 @@ sub one_op
 	elsif ($kind eq 'reinsert') { op_reinsert($t); }
 	elsif ($kind eq 'insert_select') { op_insert_select($t); }
 	elsif ($kind eq 'truncate') { op_truncate($t); }
+	elsif ($kind eq 'bulk') { op_bulk($t); }
 	elsif ($kind eq 'risky') { op_risky_child(); }
 	$n_ops++;
 }
 
 sub op_vacuum
 {
-	my $t = pick(@tables);
+	my $t = pick(grep { !$_->{noops} } @tables);
 	# VACUUM (FREEZE) is refused on tables with points (ddl.c): only before the first one
-	my $v = pick('VACUUM', 'VACUUM', 'VACUUM FULL', 'ANALYZE', 'CLUSTER', 'VACUUM fma0', @points ? () : ('VACUUM (FREEZE)'));
-	$v = 'VACUUM' if $SKIP{freeze} && ($v eq 'VACUUM FULL' || $v eq 'CLUSTER' || $v eq 'VACUUM fma0');
+	# VACUUM (FREEZE), VACUUM FULL and CLUSTER are refused on tables with
+	# points (ddl.c: they freeze rows written after a point)
+	my $v = pick('VACUUM', 'VACUUM', 'VACUUM FULL', 'ANALYZE', 'CLUSTER', 'VACUUM fma0', 'VACUUM (FREEZE)');
+	$v = 'VACUUM' if $SKIP{freeze} && $v eq 'VACUUM fma0';
 	$v = 'VACUUM FULL' if $v eq 'CLUSTER' && !keyed($t);
-	if ($v eq 'CLUSTER') { sql_do('CLUSTER ' . qname($t) . " USING $t->{name}_pkey"); }
+	if ($v eq 'CLUSTER') { sql_do('CLUSTER ' . qname($t) . " USING $t->{name}_pkey", [], ['55000']); }
 	elsif ($v eq 'VACUUM fma0')
 	{
 		sql_do('SET vacuum_freeze_min_age = 0');
 		sql_do('VACUUM ' . qname($t));
 		sql_do('RESET vacuum_freeze_min_age');
 	}
-	else { sql_do("$v " . qname($t)); }
+	else { sql_do("$v " . qname($t), [], ['55000']); }
 }
 
 # a transaction of a few operations, savepoints, and a commit or rollback
 sub txn
 {
 	txn_begin();
+	txn_body();
+	if (chance(0.8)) { txn_commit(); } else { txn_rollback(); }
+}
+
+# a few operations with savepoints, inside an open transaction
+sub txn_body
+{
 	my @sp;
 	my $spn = 0;
 	my $n = rrange(1, 6);
@@ -958,7 +1071,40 @@ sub txn
 			$done++;
 		}
 	}
-	if (chance(0.8)) { txn_commit(); } else { txn_rollback(); }
+}
+
+# a point taken at the start of a transaction that then changes the tables
+# (its own later changes are not in the point); a rollback takes it back
+sub point_txn
+{
+	txn_begin();
+	make_point();
+	my $p = $points[-1];
+	txn_body();
+	if (chance(0.8)) { txn_commit(); }
+	else
+	{
+		txn_rollback();
+		print STDERR "point $p->{name} rolled back\n" if $VERBOSE;
+		@points = grep { $_ != $p } @points;
+	}
+}
+
+sub connect_db
+{
+	my $h = DBI->connect("dbi:Pg:dbname=$DBNAME", undef, undef,
+						 { AutoCommit => 1, RaiseError => 0, PrintError => 0, PrintWarn => 0,
+						   pg_placeholder_dollaronly => 1, pg_placeholder_nocolons => 1, pg_server_prepare => 0 })
+		or do { print "ERROR seed $SEED: cannot connect to database $DBNAME: $DBI::errstr\n"; exit 1; };
+	local $dbh = $h;
+	# lock_timeout: a lock wait between our two sessions is a bug, not a hang
+	for my $s ("SET search_path = pg_catalog", "SET client_min_messages = warning", "SET TimeZone = 'UTC'",
+			   "SET DateStyle = 'ISO, YMD'", "SET IntervalStyle = 'postgres'", "SET bytea_output = 'hex'",
+			   "SET extra_float_digits = 3", "SET lock_timeout = '30s'")
+	{
+		sql_do($s);
+	}
+	return $h;
 }
 
 ######################################################################
@@ -1000,6 +1146,22 @@ sub make_point
 		@cover = map { @$_ } sample(rrange(1, @units - 1), @units);
 	}
 	print STDERR "point $name" . (@cover < @tables ? ' (' . join(',', map { $_->{name} } @cover) . ')' : '') . "\n" if $VERBOSE;
+	# a second session whose transaction is open while the point is taken:
+	# it writes the tables the point does not cover before, the covered
+	# ones after; its changes are not in the point
+	my @uncovered = grep { my $t = $_; !grep { $_ == $t } @cover } @tables;
+	my $concurrent = @uncovered && !$in_txn && chance(0.5);
+	# (its audit rows would make the point wait for it)
+	$concurrent = 0 if (grep { $_->{audited} } @uncovered) && grep { $_->{noops} } @cover;
+	if ($concurrent)
+	{
+		print STDERR "  second session writes " . join(',', map { $_->{name} } @uncovered) . "\n" if $VERBOSE;
+		$dbh2 //= connect_db();
+		local $dbh = $dbh2;
+		local $in_txn = 0;
+		txn_begin();
+		one_op(\@uncovered, 1) for 1 .. rrange(1, 3);
+	}
 	if (@cover < @tables)
 	{
 		sql_do('SELECT rollback.create_point($1, ARRAY[' . join(', ', map { $dbh->quote(qname($_)) } @cover) . ']::regclass[])', [$name]) unless $GENONLY;
@@ -1010,6 +1172,13 @@ sub make_point
 	}
 	copy_tables($name);
 	push @points, { name => $name, tag => $name, tables => [map { $_->{name} } @cover], seqs => seq_state() };
+	if ($concurrent)
+	{
+		local $dbh = $dbh2;
+		local $in_txn = 1;
+		one_op(\@cover, 1) for 1 .. rrange(1, 3);
+		if (chance(0.8)) { txn_commit(); } else { txn_rollback(); }
+	}
 }
 
 # drop a point (never the only one); the others must keep the images they need
@@ -1183,7 +1352,53 @@ sub restore_round
 	mismatch("dry run of restore to $target->{name} created a point") if ($after_dry // -1) != ($before_id // -2);
 	compare_sets("table " . qname($_) . " after a dry run of restore to $target->{name}", copy_sql($_, $tag), table_sql($_)) for @tables;
 
-	my $real = sql_rows(sprintf($q, 'false'), [$target->{name}]);
+	# a restore rolled back changes nothing
+	my $mode = pick_w([65, 'plain'], [15, 'rolled back'], [20, 'then changes']);
+	print STDERR "  restore mode: $mode\n" if $VERBOSE;
+	if ($mode eq 'rolled back')
+	{
+		txn_begin();
+		my $rb = sql_rows(sprintf($q, 'false'), [$target->{name}]);
+		compare_sets("table " . qname($_) . " inside a transaction after restore to $target->{name}", copy_sql($_, $target->{tag}), table_sql($_))
+			for $rb ? @restored : ();
+		txn_rollback();
+		return unless $rb;
+		$n_checks++;
+		my $after = max_point_id();
+		mismatch("restore to $target->{name} rolled back left a point behind") if ($after // -1) != ($before_id // -2);
+		compare_sets("table " . qname($_) . " after restore to $target->{name} rolled back", copy_sql($_, $tag), table_sql($_)) for @tables;
+		# sequences too: the rows are back, so a sequence left at the point's
+		# value would hand out keys that are taken
+		my $now = seq_state();
+		for my $sq (sort keys %$pre_seqs)
+		{
+			next if $SKIP{seqtxn};
+			$n_checks++;
+			mismatch("sequence $sq after restore to $target->{name} rolled back: next value $now->{$sq}, expected $pre_seqs->{$sq}")
+				if ($now->{$sq} // -1) != ($pre_seqs->{$sq} // -2);
+		}
+		$pre_seqs = $now;
+		$mode = 'plain';
+	}
+	my $real;
+	if ($mode eq 'then changes')
+	{
+		# the restoring transaction goes on changing the tables: the point the
+		# restore took must still see the tables as they were before it
+		txn_begin();
+		$real = sql_rows(sprintf($q, 'false'), [$target->{name}]);
+		if (!$real) { txn_rollback(); return; }
+		compare_sets("table " . qname($_) . " inside a transaction after restore to $target->{name}", copy_sql($_, $target->{tag}), table_sql($_))
+			for @restored;
+		$phase = 'ops';
+		txn_body();
+		$phase = 'check';
+		txn_commit();
+	}
+	else
+	{
+		$real = sql_rows(sprintf($q, 'false'), [$target->{name}]);
+	}
 	return unless $real;
 	print STDERR "  restored: ", join('; ', map { join(' ', map { $_ // 'NULL' } @$_) } @$real), "\n" if $VERBOSE;
 	$n_checks++;
@@ -1213,7 +1428,7 @@ sub restore_round
 	}
 
 	# tables: restored ones equal the copy at the target, the others are unchanged
-	for my $t (@tables)
+	for my $t ($mode eq 'plain' ? @tables : ())
 	{
 		if (grep { $_ == $t } @restored)
 		{
@@ -1267,6 +1482,7 @@ sub setup_tables
 	my @kinds = map { pick('intpk', 'intpk', 'comppk', 'textpk', 'nokey', 'nokey') } 1 .. rrange(2, 4);
 	my @specs;
 	my $i = 0;
+	push @specs, make_table_spec('ta', 'audit') if chance(0.4);
 	push @specs, make_table_spec('t' . ++$i, $_) for @kinds;
 	push @specs, make_table_spec('tp', 'parent'), make_table_spec('tc', 'child');
 
@@ -1289,7 +1505,6 @@ sub setup_tables
 			mismatch("track_schema returned $n, expected $k") if $n != $k;
 			$schema_tracked = 1;
 		}
-		$t->{dropcol} = -1 if $schema_tracked;
 		create_table($t);
 		# some tables get rows before they are tracked
 		my $early = chance(0.3);
@@ -1323,6 +1538,7 @@ sub check_tracked
 sub fill
 {
 	my ($t) = @_;
+	return if $t->{noops};
 	my $n = rrange(0, 40);
 	while ($n > 0)
 	{
@@ -1357,18 +1573,8 @@ if ($LOGFILE)
 	print $LOG "-- fuzz.pl --seed $SEED --ops $OPS\n\\set ON_ERROR_STOP 1\n";
 }
 
-$dbh = DBI->connect("dbi:Pg:dbname=$DBNAME", undef, undef,
-					{ AutoCommit => 1, RaiseError => 0, PrintError => 0, PrintWarn => 0,
-					  pg_placeholder_dollaronly => 1, pg_placeholder_nocolons => 1, pg_server_prepare => 0 })
-	or do { print "ERROR seed $SEED: cannot connect to database $DBNAME: $DBI::errstr\n"; exit 1; };
-
 my $ok = eval {
-	for my $s ("SET search_path = pg_catalog", "SET client_min_messages = warning", "SET TimeZone = 'UTC'",
-			   "SET DateStyle = 'ISO, YMD'", "SET IntervalStyle = 'postgres'", "SET bytea_output = 'hex'",
-			   "SET extra_float_digits = 3")
-	{
-		sql_do($s);
-	}
+	$dbh = connect_db();
 	cleanup();
 	sql_do('CREATE SCHEMA fz');
 	sql_do('CREATE SCHEMA fz_copy');
@@ -1380,7 +1586,7 @@ my $ok = eval {
 	my $mid_at = chance(0.35) ? rint($OPS) : -1;
 	while ($n_ops < $OPS)
 	{
-		make_point() if chance(0.12);
+		if (chance(0.12)) { if (chance(0.25)) { point_txn(); } else { make_point(); } }
 		if ($mid_at >= 0 && $n_ops >= $mid_at)
 		{
 			create_mid_table();
@@ -1427,6 +1633,7 @@ if (!$ok)
 		print "  replay: $REPLAY\n";
 	}
 	if ($in_txn) { $dbh->do('ROLLBACK'); $in_txn = 0; }
+	$dbh2->do('ROLLBACK') if $dbh2;
 }
 
 my $user_points = grep { !$_->{auto} } @points;
@@ -1438,6 +1645,7 @@ if (!$fail && !$KEEP)
 	$phase = 'cleanup';
 	eval { cleanup(); 1 } or print "seed $SEED: cleanup failed (ignored)\n";
 }
+$dbh2->disconnect if $dbh2;
 $dbh->disconnect;
 close $LOG if $LOG;
 exit($fail ? 1 : 0);
