@@ -276,8 +276,3 @@ COMMENT ON FUNCTION rollback._on_rewrite() IS 'Event trigger: refuses to rewrite
 
 CREATE EVENT TRIGGER rollback_table_rewrite ON table_rewrite
 	EXECUTE FUNCTION rollback._on_rewrite();
-
-CREATE FUNCTION rollback._visible(xid pg_catalog.xid8, point_id pg_catalog.int8)
-	RETURNS pg_catalog.bool
-	AS 'MODULE_PATHNAME', 'rollback_visible' LANGUAGE C STRICT STABLE PARALLEL SAFE;
-COMMENT ON FUNCTION rollback._visible(pg_catalog.xid8, pg_catalog.int8) IS 'Whether a stored row image''s transaction is visible at a recovery point';

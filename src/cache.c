@@ -119,15 +119,14 @@ load_store_layout(RbRelInfo *entry)
 static void
 load_entry(RbRelInfo *entry)
 {
-	Oid			save_userid;
-	int			save_sec;
+	RbOwnerSave save;
 	Oid			argtypes[1] = {OIDOID};
 	Datum		values[1];
 	int64		point_id = 0;
 
 	values[0] = ObjectIdGetDatum(entry->relid);
 	PushActiveSnapshot(GetLatestSnapshot());
-	rb_spi_connect_as_owner(&save_userid, &save_sec);
+	rb_spi_connect_as_owner(&save);
 	rb_spi_exec("SELECT t.store::oid,"
 				" (SELECT max(pt.point_id) FROM rollback.point_table pt"
 				"   WHERE pt.relid = t.relid)"
@@ -146,7 +145,7 @@ load_entry(RbRelInfo *entry)
 		if (!isnull)
 			point_id = DatumGetInt64(d);
 	}
-	rb_spi_finish_as_owner(save_userid, save_sec);
+	rb_spi_finish_as_owner(&save);
 	PopActiveSnapshot();
 
 	if (entry->tracked)

@@ -158,15 +158,14 @@ option_set(List *options, const char *name)
 static bool
 any_point(void)
 {
-	Oid			save_userid;
-	int			save_sec;
+	RbOwnerSave save;
 	bool		any;
 
-	rb_spi_connect_as_owner(&save_userid, &save_sec);
+	rb_spi_connect_as_owner(&save);
 	rb_spi_exec("SELECT 1 FROM rollback.point LIMIT 1", 0, NULL, NULL, NULL,
 				true, SPI_OK_SELECT);
 	any = SPI_processed > 0;
-	rb_spi_finish_as_owner(save_userid, save_sec);
+	rb_spi_finish_as_owner(&save);
 	return any;
 }
 
@@ -243,16 +242,15 @@ check_create_trigger(CreateTrigStmt *stmt)
 static void
 reenable_always(List *leaves)
 {
-	Oid			save_userid;
-	int			save_sec;
+	RbOwnerSave save;
 	ListCell   *lc;
 
-	rb_spi_connect_as_owner(&save_userid, &save_sec);
+	rb_spi_connect_as_owner(&save);
 	foreach(lc, leaves)
 		rb_internal_ddl(psprintf("ALTER TABLE %s ENABLE ALWAYS TRIGGER " RB_TRIGGER_ROW
 								 ", ENABLE ALWAYS TRIGGER " RB_TRIGGER_TRUNCATE,
 								 rb_qualified_name(lfirst_oid(lc))));
-	rb_spi_finish_as_owner(save_userid, save_sec);
+	rb_spi_finish_as_owner(&save);
 }
 
 /*
@@ -313,8 +311,7 @@ rb_process_utility(RB_UTILITY_ARGS)
 			tracked_leaves_of(relid) != NIL)
 		{
 			/* renaming a BEFORE ROW trigger to fire after capture */
-			Oid			save_userid;
-			int			save_sec;
+			RbOwnerSave save;
 			Oid			argtypes[2] = {OIDOID, TEXTOID};
 			Datum		values[2];
 			CreateTrigStmt fake;
@@ -323,7 +320,7 @@ rb_process_utility(RB_UTILITY_ARGS)
 
 			values[0] = ObjectIdGetDatum(relid);
 			values[1] = CStringGetTextDatum(stmt->subname);
-			rb_spi_connect_as_owner(&save_userid, &save_sec);
+			rb_spi_connect_as_owner(&save);
 			rb_spi_exec("SELECT tgtype FROM pg_catalog.pg_trigger"
 						" WHERE tgrelid = $1 AND tgname = $2::name",
 						2, argtypes, values, NULL, true, SPI_OK_SELECT);
@@ -335,7 +332,7 @@ rb_process_utility(RB_UTILITY_ARGS)
 				tgtype = DatumGetInt16(SPI_getbinval(SPI_tuptable->vals[0],
 													 SPI_tuptable->tupdesc, 1, &isnull));
 			}
-			rb_spi_finish_as_owner(save_userid, save_sec);
+			rb_spi_finish_as_owner(&save);
 			if (found)
 			{
 				memset(&fake, 0, sizeof(fake));

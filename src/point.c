@@ -43,7 +43,6 @@ PG_FUNCTION_INFO_V1(rollback_drop_point);
 PG_FUNCTION_INFO_V1(rollback_purge);
 PG_FUNCTION_INFO_V1(rollback_point_rows);
 PG_FUNCTION_INFO_V1(rollback_point_bytes);
-PG_FUNCTION_INFO_V1(rollback_visible);
 
 /*
  * Upper bound on the transaction id range scanned when the proc array
@@ -163,14 +162,13 @@ take_snapshot(RbSnapshot *snap)
 int64
 rb_point_lookup(const char *name, bool missing_ok)
 {
-	Oid			save_userid;
-	int			save_sec;
+	RbOwnerSave save;
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		values[1];
 	int64		id = 0;
 
 	values[0] = CStringGetTextDatum(name);
-	rb_spi_connect_as_owner(&save_userid, &save_sec);
+	rb_spi_connect_as_owner(&save);
 	rb_spi_exec("SELECT id FROM rollback.point WHERE name = $1",
 				1, argtypes, values, NULL, true, SPI_OK_SELECT);
 	if (SPI_processed == 1)
@@ -180,7 +178,7 @@ rb_point_lookup(const char *name, bool missing_ok)
 		id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
 										 SPI_tuptable->tupdesc, 1, &isnull));
 	}
-	rb_spi_finish_as_owner(save_userid, save_sec);
+	rb_spi_finish_as_owner(&save);
 
 	if (id == 0 && !missing_ok)
 		ereport(ERROR,
@@ -196,15 +194,14 @@ rb_point_lookup(const char *name, bool missing_ok)
 bool
 rb_point_load(int64 point_id, MemoryContext cxt, RbSnapshot *snap)
 {
-	Oid			save_userid;
-	int			save_sec;
+	RbOwnerSave save;
 	Oid			argtypes[1] = {INT8OID};
 	Datum		values[1];
 	bool		found = false;
 
 	values[0] = Int64GetDatum(point_id);
 	PushActiveSnapshot(GetLatestSnapshot());
-	rb_spi_connect_as_owner(&save_userid, &save_sec);
+	rb_spi_connect_as_owner(&save);
 	rb_spi_exec("SELECT snap_xmin, snap_xmax, snap_xip, lsn"
 				" FROM rollback.point WHERE id = $1",
 				1, argtypes, values, NULL, true, SPI_OK_SELECT);
@@ -231,7 +228,7 @@ rb_point_load(int64 point_id, MemoryContext cxt, RbSnapshot *snap)
 		snap->lsn = DatumGetLSN(SPI_getbinval(tup, desc, 4, &isnull));
 		found = true;
 	}
-	rb_spi_finish_as_owner(save_userid, save_sec);
+	rb_spi_finish_as_owner(&save);
 	PopActiveSnapshot();
 	return found;
 }
@@ -240,8 +237,7 @@ rb_point_load(int64 point_id, MemoryContext cxt, RbSnapshot *snap)
 List *
 rb_point_tables(int64 point_id)
 {
-	Oid			save_userid;
-	int			save_sec;
+	RbOwnerSave save;
 	Oid			argtypes[1] = {INT8OID};
 	Datum		values[1];
 	List	   *result = NIL;
@@ -249,7 +245,7 @@ rb_point_tables(int64 point_id)
 	uint64		i;
 
 	values[0] = Int64GetDatum(point_id);
-	rb_spi_connect_as_owner(&save_userid, &save_sec);
+	rb_spi_connect_as_owner(&save);
 	rb_spi_exec("SELECT relid::oid FROM rollback.point_table"
 				" WHERE point_id = $1 ORDER BY relid::oid",
 				1, argtypes, values, NULL, true, SPI_OK_SELECT);
@@ -265,7 +261,7 @@ rb_point_tables(int64 point_id)
 		result = lappend_oid(result, relid);
 		MemoryContextSwitchTo(spicxt);
 	}
-	rb_spi_finish_as_owner(save_userid, save_sec);
+	rb_spi_finish_as_owner(&save);
 	return result;
 }
 
@@ -329,8 +325,7 @@ rb_create_point_internal(const char *name, List *relids, const char *comment)
 	int			i = 0;
 	RbSnapshot	snap;
 	Datum	   *xipd;
-	Oid			save_userid;
-	int			save_sec;
+	RbOwnerSave save;
 	int64		id;
 
 	rb_check_no_prior_write("create a recovery point");
@@ -360,7 +355,7 @@ rb_create_point_internal(const char *name, List *relids, const char *comment)
 	for (i = 0; i < snap.nxip; i++)
 		xipd[i] = FullTransactionIdGetDatum(FullTransactionIdFromU64(snap.xip[i]));
 
-	rb_spi_connect_as_owner(&save_userid, &save_sec);
+	rb_spi_connect_as_owner(&save);
 	{
 		Oid			argtypes[8] = {TEXTOID, TEXTOID, XID8OID, XID8OID,
 		XID8ARRAYOID, LSNOID, TEXTOID, TIMESTAMPTZOID};
@@ -379,7 +374,7 @@ rb_create_point_internal(const char *name, List *relids, const char *comment)
 													sizeof(FullTransactionId),
 													FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 		values[5] = LSNGetDatum(snap.lsn);
-		values[6] = CStringGetTextDatum(GetUserNameFromId(save_userid, false));
+		values[6] = CStringGetTextDatum(GetUserNameFromId(save.userid, false));
 		values[7] = TimestampTzGetDatum(GetCurrentTimestamp());
 		rb_spi_exec("INSERT INTO rollback.point"
 					" (name, comment, snap_xmin, snap_xmax, snap_xip, lsn, created_by, created_at)"
@@ -400,7 +395,7 @@ rb_create_point_internal(const char *name, List *relids, const char *comment)
 					" VALUES ($1, $2::oid::regclass, $3::jsonb)",
 					3, argtypes, values, NULL, false, SPI_OK_INSERT);
 	}
-	rb_spi_finish_as_owner(save_userid, save_sec);
+	rb_spi_finish_as_owner(&save);
 
 	for (i = 0; i < ntables; i++)
 		rb_invalidate(oids[i]);
@@ -419,8 +414,7 @@ void
 rb_prune_store(Oid relid)
 {
 	Oid			store = rb_store_of(relid);
-	Oid			save_userid;
-	int			save_sec;
+	RbOwnerSave save;
 	Oid			argtypes[1] = {OIDOID};
 	Datum		values[1];
 	char	   *sql;
@@ -432,9 +426,9 @@ rb_prune_store(Oid relid)
 				   " (SELECT min(pt.point_id) FROM rollback.point_table pt"
 				   "   WHERE pt.relid = $1::regclass), 9223372036854775807)",
 				   rb_qualified_name(store));
-	rb_spi_connect_as_owner(&save_userid, &save_sec);
+	rb_spi_connect_as_owner(&save);
 	rb_spi_exec(sql, 1, argtypes, values, NULL, false, SPI_OK_DELETE);
-	rb_spi_finish_as_owner(save_userid, save_sec);
+	rb_spi_finish_as_owner(&save);
 }
 
 /*
@@ -446,8 +440,7 @@ drop_point_by_id(int64 id)
 {
 	List	   *tables = rb_point_tables(id);
 	ListCell   *lc;
-	Oid			save_userid;
-	int			save_sec;
+	RbOwnerSave save;
 	Oid			argtypes[1] = {INT8OID};
 	Datum		values[1];
 
@@ -455,10 +448,10 @@ drop_point_by_id(int64 id)
 		rb_check_admin(lfirst_oid(lc), "drop a recovery point on");
 
 	values[0] = Int64GetDatum(id);
-	rb_spi_connect_as_owner(&save_userid, &save_sec);
+	rb_spi_connect_as_owner(&save);
 	rb_spi_exec("DELETE FROM rollback.point WHERE id = $1",
 				1, argtypes, values, NULL, false, SPI_OK_DELETE);
-	rb_spi_finish_as_owner(save_userid, save_sec);
+	rb_spi_finish_as_owner(&save);
 	CommandCounterIncrement();
 
 	foreach(lc, tables)
@@ -494,12 +487,11 @@ rollback_create_point(PG_FUNCTION_ARGS)
 
 	if (PG_ARGISNULL(1))
 	{
-		Oid			save_userid;
-		int			save_sec;
+		RbOwnerSave save;
 		MemoryContext oldcxt = CurrentMemoryContext;
 		uint64		i;
 
-		rb_spi_connect_as_owner(&save_userid, &save_sec);
+		rb_spi_connect_as_owner(&save);
 		rb_spi_exec("SELECT relid::oid FROM rollback.tracked_table"
 					" WHERE store IS NOT NULL ORDER BY relid::oid",
 					0, NULL, NULL, NULL, true, SPI_OK_SELECT);
@@ -513,7 +505,7 @@ rollback_create_point(PG_FUNCTION_ARGS)
 			relids = lappend_oid(relids, relid);
 			MemoryContextSwitchTo(spicxt);
 		}
-		rb_spi_finish_as_owner(save_userid, save_sec);
+		rb_spi_finish_as_owner(&save);
 		if (relids == NIL)
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -572,8 +564,7 @@ rollback_purge(PG_FUNCTION_ARGS)
 {
 	Interval   *age;
 	Interval	zero;
-	Oid			save_userid;
-	int			save_sec;
+	RbOwnerSave save;
 	Oid			argtypes[1] = {INTERVALOID};
 	Datum		values[1];
 	List	   *ids = NIL;
@@ -594,7 +585,7 @@ rollback_purge(PG_FUNCTION_ARGS)
 				 errmsg("age must not be negative")));
 
 	values[0] = IntervalPGetDatum(age);
-	rb_spi_connect_as_owner(&save_userid, &save_sec);
+	rb_spi_connect_as_owner(&save);
 	rb_spi_exec("SELECT id FROM rollback.point"
 				" WHERE created_at < pg_catalog.now() - $1 ORDER BY id",
 				1, argtypes, values, NULL, true, SPI_OK_SELECT);
@@ -610,7 +601,7 @@ rollback_purge(PG_FUNCTION_ARGS)
 		ids = lappend(ids, p);
 		MemoryContextSwitchTo(spicxt);
 	}
-	rb_spi_finish_as_owner(save_userid, save_sec);
+	rb_spi_finish_as_owner(&save);
 
 	foreach(lc, ids)
 		drop_point_by_id(*(int64 *) lfirst(lc));
@@ -626,11 +617,10 @@ point_store_stat(int64 point_id, bool bytes)
 {
 	List	   *tables = rb_point_tables(point_id);
 	ListCell   *lc;
-	Oid			save_userid;
-	int			save_sec;
+	RbOwnerSave save;
 	int64		total = 0;
 
-	rb_spi_connect_as_owner(&save_userid, &save_sec);
+	rb_spi_connect_as_owner(&save);
 	foreach(lc, tables)
 	{
 		Oid			store = rb_store_of(lfirst_oid(lc));
@@ -650,7 +640,7 @@ point_store_stat(int64 point_id, bool bytes)
 		if (!isnull)
 			total += DatumGetInt64(d);
 	}
-	rb_spi_finish_as_owner(save_userid, save_sec);
+	rb_spi_finish_as_owner(&save);
 	return total;
 }
 
@@ -666,28 +656,4 @@ Datum
 rollback_point_bytes(PG_FUNCTION_ARGS)
 {
 	PG_RETURN_INT64(point_store_stat(PG_GETARG_INT64(0), true));
-}
-
-/*
- * rollback._visible(xid xid8, point_id int8): whether a stored image's xmin
- * is visible at the point.  The snapshot is cached for the query.
- */
-Datum
-rollback_visible(PG_FUNCTION_ARGS)
-{
-	uint64		xid = U64FromFullTransactionId(PG_GETARG_FULLTRANSACTIONID(0));
-	int64		point_id = PG_GETARG_INT64(1);
-	RbSnapshot *snap = (RbSnapshot *) fcinfo->flinfo->fn_extra;
-
-	if (snap == NULL || snap->point_id != point_id)
-	{
-		snap = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(RbSnapshot));
-		if (!rb_point_load(point_id, fcinfo->flinfo->fn_mcxt, snap))
-			ereport(ERROR,
-					(errcode(ERRCODE_UNDEFINED_OBJECT),
-					 errmsg("recovery point with id " INT64_FORMAT " does not exist",
-							point_id)));
-		fcinfo->flinfo->fn_extra = snap;
-	}
-	PG_RETURN_BOOL(rb_xid_visible(snap, xid));
 }

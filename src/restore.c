@@ -49,76 +49,74 @@ cmp_oid(const void *a, const void *b)
 
 /*
  * insert_columns: the column list for re-inserting images: every live
- * column of the table that its store keeps, except generated columns,
- * which the INSERT computes again.  Sets *select to the matching store
- * columns.
+ * column of the table except generated columns, which the INSERT computes
+ * again.
  */
 static char *
-insert_columns(Oid relid, Oid store, char **select)
+insert_columns(Oid relid)
 {
 	Relation	rel = table_open(relid, AccessShareLock);
 	TupleDesc	desc = RelationGetDescr(rel);
 	StringInfoData cols;
-	StringInfoData sel;
 	int			i;
 
 	initStringInfo(&cols);
-	initStringInfo(&sel);
 	for (i = 0; i < desc->natts; i++)
 	{
 		Form_pg_attribute att = TupleDescAttr(desc, i);
-		char		colname[NAMEDATALEN];
 
 		if (att->attisdropped || att->attgenerated)
 			continue;
-		snprintf(colname, sizeof(colname), "c%d", att->attnum);
-		if (get_attnum(store, colname) == InvalidAttrNumber)
-			continue;
 		appendStringInfo(&cols, "%s%s", cols.len ? ", " : "",
 						 quote_identifier(NameStr(att->attname)));
-		appendStringInfo(&sel, "%ss.%s", sel.len ? ", " : "", colname);
 	}
 	table_close(rel, AccessShareLock);
-	*select = sel.data;
 	return cols.data;
 }
 
 /*
  * restore_table: restore one leaf table to point k.  Returns the rows
- * deleted and restored (counted only, with dry_run).  Inside SPI, as the
- * owner; the caller holds the lock.
+ * deleted and restored (counted only, with dry_run).  The statements run as
+ * the table's owner (rb_become_table_owner); the images come through
+ * rollback._images(), which reads the store for them.  The caller holds the
+ * lock and is connected to SPI.
  */
 static void
-restore_table(Oid relid, const RbSnapshot *snap, bool dry_run,
-			  int64 *deleted, int64 *restored)
+restore_table(Oid relid, const char *pointname, const RbSnapshot *snap,
+			  bool dry_run, int64 *deleted, int64 *restored)
 {
-	Oid			store = rb_store_of(relid);
 	char	   *qname = rb_qualified_name(relid);
-	char	   *sname = rb_qualified_name(store);
 	Relation	rel;
 	List	   *tids;
-	Oid			argtypes[1] = {INT8OID};
+	Oid			argtypes[1] = {TEXTOID};
 	Datum		values[1];
-	char	   *select;
 	char	   *cols;
+	RbOwnerSave save;
 
 	rel = table_open(relid, NoLock);
+	if (rel->rd_rel->relrowsecurity && rel->rd_rel->relforcerowsecurity)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot restore table \"%s\" under FORCE ROW LEVEL SECURITY",
+						RelationGetRelationName(rel)),
+				 errhint("Run ALTER TABLE ... NO FORCE ROW LEVEL SECURITY for the restore.")));
 	PushActiveSnapshot(GetLatestSnapshot());
 	tids = rb_new_tids(rel, snap);
 	PopActiveSnapshot();
 	table_close(rel, NoLock);
 	*deleted = list_length(tids);
 
-	values[0] = Int64GetDatum(snap->point_id);
+	values[0] = CStringGetTextDatum(pointname);
+	rb_become_table_owner(relid, &save);
 	if (dry_run)
 	{
 		bool		isnull;
 
-		rb_spi_exec(psprintf("SELECT count(*) FROM %s s WHERE s._rb_point >= $1"
-							 " AND rollback._visible(s._rb_xmin, $1)", sname),
+		rb_spi_exec(psprintf("SELECT count(*) FROM rollback._images(NULL::%s, $1)", qname),
 					1, argtypes, values, NULL, true, SPI_OK_SELECT);
 		*restored = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
 												SPI_tuptable->tupdesc, 1, &isnull));
+		rb_restore_user(&save);
 		return;
 	}
 
@@ -139,12 +137,12 @@ restore_table(Oid relid, const RbSnapshot *snap, bool dry_run,
 									  1, tidtypes, tidvals, SPI_OK_DELETE);
 	}
 
-	cols = insert_columns(relid, store, &select);
+	cols = insert_columns(relid);
 	*restored = rb_spi_exec_latest(psprintf("INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE"
-											" SELECT %s FROM %s s WHERE s._rb_point >= $1"
-											" AND rollback._visible(s._rb_xmin, $1)",
-											qname, cols, select, sname),
+											" SELECT %s FROM rollback._images(NULL::%s, $1) i",
+											qname, cols, cols, qname),
 								   1, argtypes, values, SPI_OK_INSERT);
+	rb_restore_user(&save);
 }
 
 /*
@@ -202,8 +200,7 @@ rollback_restore(PG_FUNCTION_ARGS)
 	TupleDesc	tupdesc;
 	Tuplestorestate *ts;
 	MemoryContext oldcxt;
-	Oid			save_userid;
-	int			save_sec;
+	RbOwnerSave save;
 	int			nestlevel;
 	int64	   *deleted;
 	int64	   *restored;
@@ -303,13 +300,15 @@ rollback_restore(PG_FUNCTION_ARGS)
 		(void) set_config_option("session_replication_role", "replica",
 								 PGC_SUSET, PGC_S_SESSION, GUC_ACTION_SAVE,
 								 true, 0, false);
-	rb_spi_connect_as_owner(&save_userid, &save_sec);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
 	for (i = 0; i < ntables; i++)
-		restore_table(oids[i], &snap, dry_run, &deleted[i], &restored[i]);
+		restore_table(oids[i], pointname, &snap, dry_run, &deleted[i], &restored[i]);
+	rb_become_owner(&save);
 	if (!dry_run)
 		for (i = 0; i < ntables; i++)
 			reset_sequences(point_id, oids[i]);
-	rb_spi_finish_as_owner(save_userid, save_sec);
+	rb_spi_finish_as_owner(&save);
 	AtEOXact_GUC(true, nestlevel);
 
 	oldcxt = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);

@@ -65,8 +65,17 @@ typedef struct RbRelInfo
 extern Oid	rb_extension_oid(void);
 extern Oid	rb_extension_owner(void);
 extern Oid	rb_store_namespace(void);
-extern void rb_become_owner(Oid *save_userid, int *save_sec);
-extern void rb_restore_user(Oid save_userid, int save_sec);
+/* What rb_become_owner saves, for rb_restore_user. */
+typedef struct RbOwnerSave
+{
+	Oid			userid;
+	int			sec;
+	int			nestlevel;
+} RbOwnerSave;
+
+extern void rb_become_owner(RbOwnerSave *save);
+extern void rb_become_table_owner(Oid relid, RbOwnerSave *save);
+extern void rb_restore_user(RbOwnerSave *save);
 extern uint64 rb_full_xid(TransactionId xid);
 extern bool rb_xid_visible(const RbSnapshot *snap, uint64 fxid);
 extern bool rb_tuple_visible(const RbSnapshot *snap, HeapTupleHeader tup);
@@ -75,8 +84,8 @@ extern void rb_check_admin(Oid relid, const char *action);
 extern void rb_check_select(Oid relid);
 extern bool rb_is_admin(void);
 extern char *rb_qualified_name(Oid relid);
-extern void rb_spi_connect_as_owner(Oid *save_userid, int *save_sec);
-extern void rb_spi_finish_as_owner(Oid save_userid, int save_sec);
+extern void rb_spi_connect_as_owner(RbOwnerSave *save);
+extern void rb_spi_finish_as_owner(RbOwnerSave *save);
 extern int	rb_spi_exec(const char *sql, int nargs, Oid *argtypes,
 						Datum *values, const char *nulls, bool read_only,
 						int expected);

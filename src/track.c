@@ -58,14 +58,13 @@ PG_FUNCTION_INFO_V1(rollback_on_rewrite);
 static Oid
 catalog_oid(const char *sql, Oid arg)
 {
-	Oid			save_userid;
-	int			save_sec;
+	RbOwnerSave save;
 	Oid			argtypes[1] = {OIDOID};
 	Datum		values[1];
 	Oid			result = InvalidOid;
 
 	values[0] = ObjectIdGetDatum(arg);
-	rb_spi_connect_as_owner(&save_userid, &save_sec);
+	rb_spi_connect_as_owner(&save);
 	rb_spi_exec(sql, 1, argtypes, values, NULL, true, SPI_OK_SELECT);
 	if (SPI_processed > 0)
 	{
@@ -76,7 +75,7 @@ catalog_oid(const char *sql, Oid arg)
 		if (!isnull)
 			result = DatumGetObjectId(d);
 	}
-	rb_spi_finish_as_owner(save_userid, save_sec);
+	rb_spi_finish_as_owner(&save);
 	return result;
 }
 
@@ -211,6 +210,7 @@ sync_store(Oid relid, Oid store)
 	TupleDesc	desc = RelationGetDescr(rel);
 	TupleDesc	sdesc = RelationGetDescr(srel);
 	char	   *sname = rb_qualified_name(store);
+	bool		has_points = rb_relinfo(relid)->snap.point_id != 0;
 	StringInfoData cmd;
 	bool		any = false;
 	int			i;
@@ -242,9 +242,18 @@ sync_store(Oid relid, Oid store)
 			if (satt->atttypid != basetype || satt->atttypmod != typmod ||
 				satt->attcollation != att->attcollation)
 			{
-				appendStringInfo(&cmd, "%s ALTER COLUMN %s TYPE %s USING %s::%s",
+				/*
+				 * This runs as the extension's owner, so it must not call a
+				 * cast function that a user wrote.  With points, the table
+				 * change did not rewrite (rollback._on_rewrite refuses that),
+				 * so the cast is a built-in relabel or length coercion.
+				 * Without points the store holds no image (they are pruned
+				 * with the last point): nothing to convert.
+				 */
+				appendStringInfo(&cmd, "%s ALTER COLUMN %s TYPE %s USING %s",
 								 any ? "," : "", colname, column_type_sql(att),
-								 colname, format_type_with_typemod(basetype, typmod));
+								 has_points ? psprintf("%s::%s", colname,
+													   format_type_with_typemod(basetype, typmod)) : "NULL");
 				any = true;
 			}
 		}
@@ -393,12 +402,11 @@ track_leaf(Oid relid, Oid parent)
 static int
 track_relation(Oid relid, Oid parent)
 {
-	Oid			save_userid;
-	int			save_sec;
+	RbOwnerSave save;
 	int			count = 0;
 
 	check_trackable(relid);
-	rb_spi_connect_as_owner(&save_userid, &save_sec);
+	rb_spi_connect_as_owner(&save);
 	if (get_rel_relkind(relid) == RELKIND_PARTITIONED_TABLE)
 	{
 		Oid			argtypes[1] = {OIDOID};
@@ -414,7 +422,7 @@ track_relation(Oid relid, Oid parent)
 	}
 	else
 		count += track_leaf(relid, parent) ? 1 : 0;
-	rb_spi_finish_as_owner(save_userid, save_sec);
+	rb_spi_finish_as_owner(&save);
 	return count;
 }
 
@@ -490,8 +498,7 @@ rollback_untrack(PG_FUNCTION_ARGS)
 {
 	Oid			relid;
 	bool		force;
-	Oid			save_userid;
-	int			save_sec;
+	RbOwnerSave save;
 	Oid			argtypes[1] = {OIDOID};
 	Datum		values[1];
 	List	   *leaves = NIL;
@@ -517,7 +524,7 @@ rollback_untrack(PG_FUNCTION_ARGS)
 	rb_check_admin(relid, "untrack");
 
 	values[0] = ObjectIdGetDatum(relid);
-	rb_spi_connect_as_owner(&save_userid, &save_sec);
+	rb_spi_connect_as_owner(&save);
 
 	/* the table itself and, for a partitioned table, the leaves tracked through it */
 	rb_spi_exec("SELECT relid::oid, store::oid FROM rollback.tracked_table"
@@ -559,7 +566,7 @@ rollback_untrack(PG_FUNCTION_ARGS)
 		LockRelationOid(lfirst_oid(lc), ShareRowExclusiveLock);
 		forget_table(lfirst_oid(lc), lfirst_oid(lc2), true);
 	}
-	rb_spi_finish_as_owner(save_userid, save_sec);
+	rb_spi_finish_as_owner(&save);
 	PG_RETURN_VOID();
 }
 
@@ -569,8 +576,7 @@ rollback_track_schema(PG_FUNCTION_ARGS)
 {
 	char	   *nspname;
 	Oid			nspid;
-	Oid			save_userid;
-	int			save_sec;
+	RbOwnerSave save;
 	Oid			argtypes[1] = {NAMEOID};
 	Datum		values[1];
 	List	   *rels = NIL;
@@ -601,7 +607,7 @@ rollback_track_schema(PG_FUNCTION_ARGS)
 				 errdetail("Only the schema's owner, superusers and members of rollback_admin may do this.")));
 
 	values[0] = NameGetDatum(PG_GETARG_NAME(0));
-	rb_spi_connect_as_owner(&save_userid, &save_sec);
+	rb_spi_connect_as_owner(&save);
 	rb_spi_exec("INSERT INTO rollback.tracked_schema (nspname, tracked_by)"
 				" VALUES ($1, session_user) ON CONFLICT DO NOTHING",
 				1, argtypes, values, NULL, false, SPI_OK_INSERT);
@@ -621,7 +627,7 @@ rollback_track_schema(PG_FUNCTION_ARGS)
 																SPI_tuptable->tupdesc, 1, &isnull)));
 		MemoryContextSwitchTo(oldcxt);
 	}
-	rb_spi_finish_as_owner(save_userid, save_sec);
+	rb_spi_finish_as_owner(&save);
 
 	foreach(lc, rels)
 	{
@@ -658,8 +664,7 @@ tracked_ancestor(Oid relid)
 Datum
 rollback_on_ddl(PG_FUNCTION_ARGS)
 {
-	Oid			save_userid;
-	int			save_sec;
+	RbOwnerSave save;
 	List	   *objs = NIL;
 	List	   *creates = NIL;
 	ListCell   *lc;
@@ -673,7 +678,7 @@ rollback_on_ddl(PG_FUNCTION_ARGS)
 	if (rb_in_internal_ddl() || !OidIsValid(get_extension_oid("rollback", true)))
 		PG_RETURN_NULL();
 
-	rb_spi_connect_as_owner(&save_userid, &save_sec);
+	rb_spi_connect_as_owner(&save);
 	rb_spi_exec("SELECT DISTINCT objid, command_tag LIKE 'CREATE%' OR command_tag = 'SELECT INTO'"
 				" FROM pg_catalog.pg_event_trigger_ddl_commands()"
 				" WHERE object_type = 'table' AND NOT in_extension",
@@ -727,7 +732,7 @@ rollback_on_ddl(PG_FUNCTION_ARGS)
 				track_relation(relid, InvalidOid);
 		}
 	}
-	rb_spi_finish_as_owner(save_userid, save_sec);
+	rb_spi_finish_as_owner(&save);
 	PG_RETURN_NULL();
 }
 
@@ -738,8 +743,7 @@ rollback_on_ddl(PG_FUNCTION_ARGS)
 Datum
 rollback_on_drop(PG_FUNCTION_ARGS)
 {
-	Oid			save_userid;
-	int			save_sec;
+	RbOwnerSave save;
 	List	   *rels = NIL;
 	List	   *stores = NIL;
 	ListCell   *lc;
@@ -753,7 +757,7 @@ rollback_on_drop(PG_FUNCTION_ARGS)
 	if (rb_in_internal_ddl() || !OidIsValid(get_extension_oid("rollback", true)))
 		PG_RETURN_NULL();
 
-	rb_spi_connect_as_owner(&save_userid, &save_sec);
+	rb_spi_connect_as_owner(&save);
 	rb_spi_exec("DELETE FROM rollback.tracked_schema s"
 				" USING pg_catalog.pg_event_trigger_dropped_objects() d"
 				" WHERE d.object_type = 'schema' AND d.object_name = s.nspname",
@@ -777,7 +781,7 @@ rollback_on_drop(PG_FUNCTION_ARGS)
 	}
 	forboth(lc, rels, lc2, stores)
 		forget_table(lfirst_oid(lc), lfirst_oid(lc2), false);
-	rb_spi_finish_as_owner(save_userid, save_sec);
+	rb_spi_finish_as_owner(&save);
 	PG_RETURN_NULL();
 }
 

@@ -29,6 +29,7 @@
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
@@ -97,41 +98,76 @@ rb_store_namespace(void)
 }
 
 /*
+ * become_role: switch to a role with the given security flags and pin
+ * search_path; the state to go back is saved in *save.
+ */
+static void
+become_role(Oid role, int flags, RbOwnerSave *save)
+{
+	GetUserIdAndSecContext(&save->userid, &save->sec);
+	SetUserIdAndSecContext(role, save->sec | flags);
+	save->nestlevel = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp",
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+							 true, 0, false);
+}
+
+/*
  * rb_become_owner: switch to the extension's owner for internal work, with
- * the security restrictions of a SECURITY DEFINER function.  The caller must
- * pass the saved values to rb_restore_user; an error unwinds the switch by
- * itself at (sub)transaction abort.
+ * the security restrictions of a SECURITY DEFINER function, and pin
+ * search_path to pg_catalog, pg_temp so that no function or operator of the
+ * caller's schemas can stand in for a built-in one in our queries.  The
+ * caller must pass the saved state to rb_restore_user; an error unwinds the
+ * switch by itself at (sub)transaction abort.
  */
 void
-rb_become_owner(Oid *save_userid, int *save_sec)
+rb_become_owner(RbOwnerSave *save)
 {
-	Oid			owner = rb_extension_owner();
+	become_role(rb_extension_owner(), SECURITY_LOCAL_USERID_CHANGE, save);
+}
 
-	GetUserIdAndSecContext(save_userid, save_sec);
-	SetUserIdAndSecContext(owner, *save_sec | SECURITY_LOCAL_USERID_CHANGE);
+/*
+ * rb_become_table_owner: switch to a table's owner, as a security-restricted
+ * operation, for statements that may run code attached to the table (ALWAYS
+ * triggers, defaults): that code must never run with more rights than the
+ * table's owner has.  This is what VACUUM and REINDEX do.
+ */
+void
+rb_become_table_owner(Oid relid, RbOwnerSave *save)
+{
+	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	Oid			owner;
+
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for relation %u", relid);
+	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+	ReleaseSysCache(tup);
+	become_role(owner, SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION,
+				save);
 }
 
 /* rb_restore_user: undo rb_become_owner. */
 void
-rb_restore_user(Oid save_userid, int save_sec)
+rb_restore_user(RbOwnerSave *save)
 {
-	SetUserIdAndSecContext(save_userid, save_sec);
+	AtEOXact_GUC(true, save->nestlevel);
+	SetUserIdAndSecContext(save->userid, save->sec);
 }
 
 /* rb_spi_connect_as_owner: SPI_connect, then become the extension's owner. */
 void
-rb_spi_connect_as_owner(Oid *save_userid, int *save_sec)
+rb_spi_connect_as_owner(RbOwnerSave *save)
 {
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	rb_become_owner(save_userid, save_sec);
+	rb_become_owner(save);
 }
 
 /* rb_spi_finish_as_owner: undo rb_spi_connect_as_owner. */
 void
-rb_spi_finish_as_owner(Oid save_userid, int save_sec)
+rb_spi_finish_as_owner(RbOwnerSave *save)
 {
-	rb_restore_user(save_userid, save_sec);
+	rb_restore_user(save);
 	SPI_finish();
 }
 

@@ -66,16 +66,31 @@ SELECT name, tables, rows_captured FROM rollback.points;
 SELECT tbl, captured FROM rollback.tracked;
 RESET ROLE;
 
+-- code attached to the table runs as the table's owner during a restore,
+-- never as the extension's owner: an ALWAYS trigger records who it runs as
+SET ROLE rb_alice;
+CREATE TABLE who_ran (who name, super bool);
+CREATE FUNCTION note_who() RETURNS trigger LANGUAGE plpgsql AS
+$$BEGIN
+	INSERT INTO public.who_ran SELECT current_user, rolsuper FROM pg_roles WHERE rolname = current_user;
+	RETURN NULL;
+END$$;
+CREATE TRIGGER note_who AFTER INSERT OR DELETE ON acct FOR EACH ROW EXECUTE FUNCTION note_who();
+ALTER TABLE acct ENABLE ALWAYS TRIGGER note_who;
+RESET ROLE;
+
 -- rollback_admin may restore any tracked table
 SET ROLE rb_dave;
 SELECT * FROM rollback.restore('acct_p1');
 RESET ROLE;
 SELECT * FROM acct ORDER BY id;
+SELECT DISTINCT who, super FROM who_ran;
 
 -- nothing of the refused calls changed anything
 SELECT name FROM rollback.points ORDER BY id;
 
 SELECT rollback.untrack('acct', force => true);
-DROP TABLE acct;
+DROP TABLE acct, who_ran;
+DROP FUNCTION note_who();
 REVOKE CREATE ON SCHEMA public FROM rb_alice;
 DROP ROLE rb_alice, rb_bob, rb_carol, rb_dave, rb_reader;
