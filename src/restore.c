@@ -18,7 +18,10 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
 #include "access/table.h"
+#include "catalog/pg_attribute.h"
+#include "nodes/bitmapset.h"
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
@@ -36,6 +39,8 @@
 #include "rollback.h"
 
 PG_FUNCTION_INFO_V1(rollback_restore);
+
+static bool pairing_sql(Oid relid, char **del, char **upd, char **ins);
 
 /* cmp_oid: qsort comparator, to lock tables in a fixed order. */
 static int
@@ -120,21 +125,38 @@ restore_table(Oid relid, const char *pointname, const RbSnapshot *snap,
 		return;
 	}
 
-	if (tids != NIL)
 	{
-		Datum	   *elems = palloc(sizeof(Datum) * list_length(tids));
+		Datum	   *elems = palloc(sizeof(Datum) * Max(list_length(tids), 1));
 		ListCell   *lc;
 		int			i = 0;
-		Oid			tidtypes[1] = {TIDARRAYOID};
-		Datum		tidvals[1];
+		Oid			types2[2] = {TIDARRAYOID, TEXTOID};
+		Datum		values2[2];
+		char	   *del;
+		char	   *upd;
+		char	   *ins;
 
 		foreach(lc, tids)
 			elems[i++] = PointerGetDatum(lfirst(lc));
-		tidvals[0] = PointerGetDatum(construct_array(elems, i, TIDOID,
+		values2[0] = PointerGetDatum(construct_array(elems, i, TIDOID,
 													 sizeof(ItemPointerData),
 													 false, TYPALIGN_SHORT));
-		*deleted = rb_spi_exec_latest(psprintf("DELETE FROM ONLY %s WHERE ctid = ANY ($1)", qname),
-									  1, tidtypes, tidvals, SPI_OK_DELETE);
+		values2[1] = values[0];
+
+		if (tids != NIL && pairing_sql(relid, &del, &upd, &ins))
+		{
+			int64		ndel = rb_spi_exec_latest(del, 2, types2, values2, SPI_OK_DELETE);
+			int64		nupd = rb_spi_exec_latest(upd, 2, types2, values2, SPI_OK_UPDATE);
+			int64		nins = rb_spi_exec_latest(ins, 2, types2, values2, SPI_OK_INSERT);
+
+			/* a row written over counts as one deleted and one restored */
+			*deleted = ndel + nupd;
+			*restored = nupd + nins;
+			rb_restore_user(&save);
+			return;
+		}
+		if (tids != NIL)
+			*deleted = rb_spi_exec_latest(psprintf("DELETE FROM ONLY %s WHERE ctid = ANY ($1)", qname),
+										  1, types2, values2, SPI_OK_DELETE);
 	}
 
 	cols = insert_columns(relid);
@@ -143,6 +165,93 @@ restore_table(Oid relid, const char *pointname, const RbSnapshot *snap,
 											qname, cols, cols, qname),
 								   1, argtypes, values, SPI_OK_INSERT);
 	rb_restore_user(&save);
+}
+
+/*
+ * pairing_sql: when a row that changed since the point can be written back
+ * in place, the three statements that do it; NULL when it cannot.
+ *
+ * A row updated since the point has a new tuple and an image with the same
+ * primary key.  Writing the image's values over the new tuple (an UPDATE,
+ * often HOT) touches one heap page and no index, where DELETE plus INSERT
+ * touches two heap pages and every index.  That needs a primary key to pair
+ * them, no other unique or exclusion index (an UPDATE checks uniqueness row
+ * by row, so values swapped between rows would collide midway), and no
+ * GENERATED ALWAYS identity column outside the key (it cannot be SET).
+ * Then: delete the new rows without an image, write images over the new
+ * rows with one, insert the images without a row.  Inside SPI.
+ */
+static bool
+pairing_sql(Oid relid, char **del, char **upd, char **ins)
+{
+	Relation	rel = table_open(relid, AccessShareLock);
+	TupleDesc	desc = RelationGetDescr(rel);
+	char	   *qname = rb_qualified_name(relid);
+	List	   *indexes = RelationGetIndexList(rel);
+	Bitmapset  *keys = NULL;
+	ListCell   *lc;
+	StringInfoData keycond;
+	StringInfoData setlist;
+	StringInfoData vallist;
+	char	   *cols;
+	bool		ok = OidIsValid(rel->rd_pkindex);
+	int			i;
+
+	foreach(lc, indexes)
+	{
+		Relation	idx;
+
+		if (!ok)
+			break;
+		idx = index_open(lfirst_oid(lc), AccessShareLock);
+		if (lfirst_oid(lc) == rel->rd_pkindex)
+		{
+			for (i = 0; i < idx->rd_index->indnkeyatts; i++)
+				keys = bms_add_member(keys, idx->rd_index->indkey.values[i]);
+		}
+		else if (idx->rd_index->indisunique || idx->rd_index->indisexclusion)
+			ok = false;
+		index_close(idx, AccessShareLock);
+	}
+
+	initStringInfo(&keycond);
+	initStringInfo(&setlist);
+	initStringInfo(&vallist);
+	for (i = 0; ok && i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		const char *name = quote_identifier(NameStr(att->attname));
+
+		if (att->attisdropped || att->attgenerated)
+			continue;
+		if (bms_is_member(att->attnum, keys))
+			appendStringInfo(&keycond, "%sx.%s = i.%s", keycond.len ? " AND " : "",
+							 name, name);
+		else if (att->attidentity == ATTRIBUTE_IDENTITY_ALWAYS)
+			ok = false;
+		else
+		{
+			appendStringInfo(&setlist, "%s%s", setlist.len ? ", " : "", name);
+			appendStringInfo(&vallist, "%si.%s", vallist.len ? ", " : "", name);
+		}
+	}
+	table_close(rel, AccessShareLock);
+	if (!ok || setlist.len == 0)
+		return false;
+
+	cols = insert_columns(relid);
+	*del = psprintf("DELETE FROM ONLY %s x WHERE x.ctid = ANY ($1) AND NOT EXISTS"
+					" (SELECT 1 FROM rollback._images(NULL::%s, $2) i WHERE %s)",
+					qname, qname, keycond.data);
+	*upd = psprintf("UPDATE ONLY %s x SET (%s) = ROW(%s)"
+					" FROM rollback._images(NULL::%s, $2) i"
+					" WHERE x.ctid = ANY ($1) AND %s",
+					qname, setlist.data, vallist.data, qname, keycond.data);
+	*ins = psprintf("INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE"
+					" SELECT %s FROM rollback._images(NULL::%s, $2) i"
+					" WHERE NOT EXISTS (SELECT 1 FROM ONLY %s x WHERE %s)",
+					qname, cols, cols, qname, qname, keycond.data);
+	return true;
 }
 
 /*
@@ -300,6 +409,10 @@ rollback_restore(PG_FUNCTION_ARGS)
 		(void) set_config_option("session_replication_role", "replica",
 								 PGC_SUSET, PGC_S_SESSION, GUC_ACTION_SAVE,
 								 true, 0, false);
+	/* the row addresses are known: fetch them, never scan the table */
+	(void) set_config_option("enable_seqscan", "off",
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+							 true, 0, false);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	for (i = 0; i < ntables; i++)

@@ -5,7 +5,7 @@
 #   perl test/fuzz/fuzz.pl --seed N [--ops M] [--dbname D] [--log FILE] [--keep] [--verbose]
 #
 # Connects through libpq's environment (PGHOST, PGPORT, PGUSER) to database D
-# (default $PGDATABASE, else rb_fuzz, which must have the extension), and
+# (default rb_fuzz; created, with the extension, if missing), and
 # builds random tables in a fresh schema `fz`: with and without primary keys
 # (int, composite, text; serial and identity columns), columns of many types
 # with NULLs and TOASTed values, a dropped column, a stored generated column,
@@ -68,7 +68,7 @@ usage() unless defined $SEED && $SEED >= 0 && $OPS >= 0;
 #   seqtxn  no check that a rolled-back restore leaves sequences as they were
 my %SKIP = map { $_ => 1 } grep { length } split /,/, $SKIP;
 for (sort keys %SKIP) { die "unknown --skip $_\n" unless /^(diff|freeze|seqtxn)$/; }
-$DBNAME //= $ENV{PGDATABASE} // 'rb_fuzz';
+$DBNAME //= 'rb_fuzz';
 
 sub usage
 {
@@ -76,7 +76,7 @@ sub usage
 	exit 2;
 }
 
-my $REPLAY = "perl test/fuzz/fuzz.pl --seed $SEED" . ($OPS != $DEFAULT_OPS ? " --ops $OPS" : '');
+my $REPLAY = "perl test/fuzz/fuzz.pl --seed $SEED" . ($OPS != $DEFAULT_OPS ? " --ops $OPS" : '') . ($DBNAME ne 'rb_fuzz' ? " --dbname $DBNAME" : '');
 
 ######################################################################
 # PRNG: xorshift64*, with the 64-bit multiply done in 32-bit halves so that
@@ -479,6 +479,10 @@ sub keyed { my ($t) = @_; return scalar @{ $t->{keys} }; }
 # key values come from a sequence (never supplied by us)
 sub seq_key { my ($t) = @_; return keyed($t) && ($t->{keygen} // '') ne ''; }
 sub qname { my ($t) = @_; return "fz.$t->{name}"; }
+# what the catalog lists for a table: itself, or a partitioned table's leaves
+sub relnames { my ($t) = @_; return $t->{leaves} ? @{ $t->{leaves} } : ($t->{name}); }
+# how many relations track_schema tracks for it: the leaves and the root
+sub ntracked { my ($t) = @_; return $t->{leaves} ? 1 + @{ $t->{leaves} } : 1; }
 
 sub random_data_cols
 {
@@ -535,6 +539,17 @@ sub make_table_spec
 						  sqltype => $g eq 'serial' ? 'serial' : 'int GENERATED ALWAYS AS IDENTITY' };
 		}
 	}
+	elsif ($kind eq 'parted')
+	{
+		# LIST partitions on rg: leaf 0 keeps a dropped column, the last leaf
+		# is created on its own with its columns reversed, then attached
+		$t->{nparts} = rrange(2, 3);
+		$t->{leaves} = [map { "$name\_$_" } 0 .. $t->{nparts} - 1];
+		my $id = { name => 'id', type => 'int', sqltype => 'int', notnull => 1 };
+		my $rg = { name => 'rg', type => 'int', sqltype => 'int', notnull => 1 };
+		if (chance(0.6)) { $id->{role} = $rg->{role} = 'key'; @keycols = ($id, $rg); }
+		else { $id->{role} = 'data'; $rg->{role} = 'part'; unshift @data, $id, $rg; }
+	}
 	elsif ($kind eq 'audit')
 	{
 		# written only by the AFTER triggers of the other tables
@@ -557,15 +572,15 @@ sub make_table_spec
 					  role => 'fk' };
 	}
 	# a stored generated column, which a restore must compute again
-	my @src = grep { $_->{type} =~ /^(int|bigint|text|bytea)$/ } @data;
-	if (@src && chance(0.25))
+	my @src = grep { $_->{type} =~ /^(int|bigint|text|bytea)$/ && $_->{role} eq 'data' } @data;
+	if (@src && $kind ne 'parted' && chance(0.25))
 	{
 		my $c = pick(@src);
 		my $expr = $c->{type} eq 'int' ? "($c->{name}::bigint * 2)" : $c->{type} eq 'bigint' ? "($c->{name} / 2)" : "pg_catalog.length($c->{name})";
 		push @data, { name => 'gx', type => 'bigint', role => 'gen', gen => 'generated', sqltype => "bigint GENERATED ALWAYS AS ($expr) STORED" };
 	}
 	# a column a BEFORE trigger counts writes in: a restore must not fire it
-	if ($kind ne 'audit' && chance(0.2))
+	if ($kind ne 'audit' && $kind ne 'parted' && chance(0.2))
 	{
 		push @data, { name => 'trg_n', type => 'int', role => 'gen', gen => 'trigger', sqltype => 'int' };
 		$t->{count_trg} = 1;
@@ -581,6 +596,7 @@ sub make_table_spec
 	# a dropped column leaves a gap in the attribute numbers (dropped before
 	# the first point)
 	$t->{dropcol} = chance(0.2) && $kind ne 'audit' ? rint(scalar @cols + 1) : -1;
+	$t->{dropcol} = 1 if $kind eq 'parted';
 	return $t;
 }
 
@@ -596,8 +612,21 @@ sub create_table
 	}
 	push @defs, 'dropme int' if $t->{dropcol} == @{ $t->{cols} };
 	push @defs, 'PRIMARY KEY (' . join(', ', @{ $t->{keys} }) . ')' if keyed($t);
-	sql_do('CREATE TABLE ' . qname($t) . ' (' . join(', ', @defs) . ')');
-	sql_do('ALTER TABLE ' . qname($t) . ' DROP COLUMN dropme') if $t->{dropcol} >= 0;
+	if ($t->{kind} eq 'parted')
+	{
+		my $n = $t->{nparts};
+		sql_do('CREATE TABLE ' . qname($t) . ' (' . join(', ', @defs) . ') PARTITION BY LIST (rg)');
+		sql_do("CREATE TABLE fz.$t->{leaves}[0] PARTITION OF " . qname($t) . ' FOR VALUES IN (0)');
+		sql_do('ALTER TABLE ' . qname($t) . ' DROP COLUMN dropme');
+		sql_do("CREATE TABLE fz.$t->{leaves}[$_] PARTITION OF " . qname($t) . " FOR VALUES IN ($_)") for 1 .. $n - 2;
+		sql_do("CREATE TABLE fz.$t->{leaves}[$n - 1] (" . join(', ', map { "$_->{name} $_->{sqltype}" . ($_->{notnull} ? ' NOT NULL' : '') } reverse @{ $t->{cols} }) . ')');
+		sql_do('ALTER TABLE ' . qname($t) . " ATTACH PARTITION fz.$t->{leaves}[$n - 1] FOR VALUES IN (" . ($n - 1) . ')');
+	}
+	else
+	{
+		sql_do('CREATE TABLE ' . qname($t) . ' (' . join(', ', @defs) . ')');
+		sql_do('ALTER TABLE ' . qname($t) . ' DROP COLUMN dropme') if $t->{dropcol} >= 0;
+	}
 	if ($t->{count_trg})
 	{
 		sql_do(q{CREATE OR REPLACE FUNCTION fz.count_writes() RETURNS trigger LANGUAGE plpgsql AS $f$
@@ -669,6 +698,11 @@ sub gen_key_values
 	{
 		$v{k} = 'key' . new_counter_key($t) . ralpha(rint(7));
 	}
+	elsif ($t->{kind} eq 'parted')
+	{
+		$v{id} = new_counter_key($t);
+		$v{rg} = rint($t->{nparts});
+	}
 	return \%v;
 }
 
@@ -681,6 +715,7 @@ sub gen_row
 	{
 		if ($c->{role} eq 'key') { push @vals, $kv->{ $c->{name} }; }
 		elsif ($c->{role} eq 'fk') { push @vals, (@$pids && !chance(0.15)) ? pick(@$pids) : undef; }
+		elsif ($c->{role} eq 'part') { push @vals, rint($t->{nparts}); }
 		else { push @vals, gen_value($c); }
 	}
 	return \@vals;
@@ -776,12 +811,17 @@ sub op_copy
 sub op_update
 {
 	my ($t) = @_;
-	my @cand = grep { $_->{role} eq 'data' || $_->{role} eq 'fk' } @{ $t->{cols} };
+	my @cand = grep { $_->{role} eq 'data' || $_->{role} eq 'fk' || $_->{role} eq 'part' } @{ $t->{cols} };
 	my @set = sample(rrange(1, 3), @cand);
 	my (@sets, @binds);
 	my @pids;
 	for my $c (@set)
 	{
+		if ($c->{role} eq 'part')
+		{
+			push @sets, "rg = (x.rg + " . rrange(1, $t->{nparts} - 1) . ") % $t->{nparts}";
+			next;
+		}
 		if ($c->{role} eq 'fk')
 		{
 			@pids = parent_ids() unless @pids;
@@ -791,7 +831,7 @@ sub op_update
 		}
 		my $r = rint(100);
 		if ($r < 50) { push @binds, gen_value($c); push @sets, "$c->{name} = \$" . scalar(@binds); }
-		elsif ($r < 62) { push @sets, "$c->{name} = NULL"; }
+		elsif ($r < 62) { push @sets, "$c->{name} = " . ($c->{notnull} ? safe_expr($c) : 'NULL'); }
 		elsif ($r < 90) { push @sets, "$c->{name} = " . safe_expr($c); }
 		else { push @sets, "$c->{name} = x.$c->{name}"; }
 	}
@@ -819,6 +859,11 @@ sub op_update_key
 	elsif ($t->{kind} eq 'textpk')
 	{
 		@sets = (pick("k = x.k || '.'", "k = 'z' || x.k", "k = x.k || ' '"));
+	}
+	elsif ($t->{kind} eq 'parted')
+	{
+		# id alone is unique (|id| mod 2^20), so any rg will do
+		@sets = @{ pick(["rg = (x.rg + 1) % $t->{nparts}"], ['id = -x.id'], ['id = -x.id', "rg = (x.rg + 1) % $t->{nparts}"]) };
 	}
 	else
 	{
@@ -898,7 +943,7 @@ sub op_reinsert
 sub op_insert_select
 {
 	my ($t) = @_;
-	my @cols = grep { $_->{role} eq 'data' || $_->{role} eq 'fk' } @{ $t->{cols} };
+	my @cols = grep { $_->{role} eq 'data' || $_->{role} eq 'fk' || $_->{role} eq 'part' } @{ $t->{cols} };
 	my $c = join(', ', map { $_->{name} } @cols);
 	sql_do('INSERT INTO ' . qname($t) . " ($c) SELECT $c FROM " . qname($t) . ' AS x WHERE ' . pred($t) .
 		   ' ORDER BY pg_catalog.md5(x::text) LIMIT ' . rrange(1, 10));
@@ -920,11 +965,15 @@ sub op_bulk
 		if ($c->{role} eq 'key')
 		{
 			$e = $c->{name} eq 'a' ? '(g % 50)' : $c->{name} eq 'b' ? "'k' || ($base + g) || 'b'"
-				: $c->{name} eq 'k' ? "'key' || ($base + g) || 'q'" : "($base + g)";
+				: $c->{name} eq 'k' ? "'key' || ($base + g) || 'q'" : $c->{name} eq 'rg' ? "(g % $t->{nparts})" : "($base + g)";
 		}
 		elsif ($c->{role} eq 'fk')
 		{
 			$e = @pids ? 'CASE WHEN g % 3 = 0 THEN NULL ELSE ' . pick(@pids) . ' END' : 'NULL';
+		}
+		elsif ($c->{role} eq 'part')
+		{
+			$e = "(g % $t->{nparts})";
 		}
 		else
 		{
@@ -938,7 +987,7 @@ sub op_bulk
 				: $ty eq 'timestamptz' ? "'2020-01-01 00:00:00+00'::timestamptz + g * interval '1 minute'"
 				: $ty eq 'int[]' ? "ARRAY[g, g + $salt]"
 				: "ARRAY[pg_catalog.md5(g::text), NULL]";
-			$e = "CASE WHEN (g + $salt) % " . rrange(3, 10) . " = 0 THEN NULL ELSE $e END";
+			$e = "CASE WHEN (g + $salt) % " . rrange(3, 10) . " = 0 THEN NULL ELSE $e END" unless $c->{notnull};
 		}
 		push @exprs, $e;
 	}
@@ -1090,12 +1139,21 @@ sub point_txn
 	}
 }
 
+my %DBI_ATTR = (AutoCommit => 1, RaiseError => 0, PrintError => 0, PrintWarn => 0,
+				pg_placeholder_dollaronly => 1, pg_placeholder_nocolons => 1, pg_server_prepare => 0);
+
 sub connect_db
 {
-	my $h = DBI->connect("dbi:Pg:dbname=$DBNAME", undef, undef,
-						 { AutoCommit => 1, RaiseError => 0, PrintError => 0, PrintWarn => 0,
-						   pg_placeholder_dollaronly => 1, pg_placeholder_nocolons => 1, pg_server_prepare => 0 })
-		or do { print "ERROR seed $SEED: cannot connect to database $DBNAME: $DBI::errstr\n"; exit 1; };
+	my $h = DBI->connect("dbi:Pg:dbname=$DBNAME", undef, undef, \%DBI_ATTR);
+	if (!$h && ($DBI::errstr // '') =~ /database \S+ does not exist/)
+	{
+		# no such database: create it, so that a replay works on its own
+		my $p = DBI->connect("dbi:Pg:dbname=postgres", undef, undef, \%DBI_ATTR);
+		$p->do('CREATE DATABASE ' . $p->quote_identifier($DBNAME)) if $p;
+		$p->disconnect if $p;
+		$h = DBI->connect("dbi:Pg:dbname=$DBNAME", undef, undef, \%DBI_ATTR);
+	}
+	$h or do { print "ERROR seed $SEED: cannot connect to database $DBNAME: $DBI::errstr\n"; exit 1; };
 	local $dbh = $h;
 	# lock_timeout: a lock wait between our two sessions is a bug, not a hang
 	for my $s ("SET search_path = pg_catalog", "SET client_min_messages = warning", "SET TimeZone = 'UTC'",
@@ -1253,7 +1311,7 @@ sub check_coverage
 					 . " FROM rollback.point_table pt JOIN rollback.point p ON p.id = pt.point_id WHERE p.name = \$1", [$p->{name}]);
 	return unless $r;
 	my $got = join(',', sort map { $_->[0] } @$r);
-	my $want = join(',', sort @{ $p->{tables} });
+	my $want = join(',', sort map { relnames($tbl{$_}) } @{ $p->{tables} });
 	mismatch("point $p->{name} covers tables [$got], expected [$want]") if $got ne $want;
 }
 
@@ -1302,8 +1360,8 @@ sub check_points_view
 	{
 		my $row = $v{ $p->{name} };
 		if (!$row) { mismatch("rollback.points does not list point $p->{name}"); next; }
-		mismatch("rollback.points says point $p->{name} covers $row->[1] tables, expected " . scalar @{ $p->{tables} })
-			if $row->[1] != @{ $p->{tables} };
+		my $want = () = map { relnames($tbl{$_}) } @{ $p->{tables} };
+		mismatch("rollback.points says point $p->{name} covers $row->[1] tables, expected $want") if $row->[1] != $want;
 		mismatch("rollback.points: point $p->{name} has rows_captured $row->[2], store_bytes $row->[3]")
 			if !defined $row->[2] || $row->[2] < 0 || !defined $row->[3] || $row->[3] < 0;
 	}
@@ -1417,14 +1475,15 @@ sub restore_round
 	{
 		my $covered = sql_rows("SELECT pg_catalog.replace(pt.relid::text, 'fz.', '') FROM rollback.point_table pt JOIN rollback.point p ON p.id = pt.point_id"
 							   . " WHERE p.name = \$1 ORDER BY 1", [$new->[0][0]]) // [];
-		my @cov = map { $_->[0] } @$covered;
+		my %cov = map { $_->[0] => 1 } @$covered;
+		my @covt = grep { my $t = $_; !grep { !$cov{$_} } relnames($t) } @tables;
 		for my $t (@restored)
 		{
 			$n_checks++;
 			mismatch("the point $new->[0][0] taken by restore to $target->{name} does not cover " . qname($t))
-				unless grep { $_ eq $t->{name} } @cov;
+				unless grep { $_ == $t } @covt;
 		}
-		push @points, { name => $new->[0][0], tag => $tag, tables => [grep { $tbl{$_} } @cov], seqs => $pre_seqs, auto => 1 };
+		push @points, { name => $new->[0][0], tag => $tag, tables => [map { $_->{name} } @covt], seqs => $pre_seqs, auto => 1 };
 	}
 
 	# tables: restored ones equal the copy at the target, the others are unchanged
@@ -1469,7 +1528,7 @@ sub cleanup
 					   . " ORDER BY p.id DESC");
 	sql_do('SELECT rollback.drop_point($1)', [$_->[0]]) for @$pts;
 	my $tr = sql_rows("SELECT t.relid::oid FROM rollback.tracked_table t JOIN pg_catalog.pg_class c ON c.oid = t.relid"
-					  . " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'fz' ORDER BY 1");
+					  . " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'fz' AND t.parent IS NULL ORDER BY 1");
 	sql_do('SELECT rollback.untrack($1::oid::regclass, true)', [$_->[0]]) for @$tr;
 	sql_do('DROP SCHEMA IF EXISTS fz CASCADE');
 	sql_do('DROP SCHEMA IF EXISTS fz_copy CASCADE');
@@ -1479,7 +1538,7 @@ sub setup_tables
 {
 	$track_mode = pick('explicit', 'schema_first', 'schema_later');
 	$track_mode = 'explicit' if $GENONLY;
-	my @kinds = map { pick('intpk', 'intpk', 'comppk', 'textpk', 'nokey', 'nokey') } 1 .. rrange(2, 4);
+	my @kinds = map { pick('intpk', 'intpk', 'comppk', 'textpk', 'nokey', 'nokey', 'parted') } 1 .. rrange(2, 4);
 	my @specs;
 	my $i = 0;
 	push @specs, make_table_spec('ta', 'audit') if chance(0.4);
@@ -1502,7 +1561,9 @@ sub setup_tables
 		{
 			$n_checks++;
 			my $n = sql_one("SELECT rollback.track_schema('fz')");
-			mismatch("track_schema returned $n, expected $k") if $n != $k;
+			my $want = 0;
+			$want += ntracked($_) for @tables;
+			mismatch("track_schema returned $n, expected $want") if $n != $want;
 			$schema_tracked = 1;
 		}
 		create_table($t);
@@ -1516,7 +1577,9 @@ sub setup_tables
 	{
 		$n_checks++;
 		my $n = sql_one("SELECT rollback.track_schema('fz')");
-		mismatch("track_schema returned $n, expected " . scalar @specs) if $n != @specs;
+		my $want = 0;
+		$want += ntracked($_) for @tables;
+		mismatch("track_schema returned $n, expected $want") if $n != $want;
 		$schema_tracked = 1;
 	}
 	track_table($_) for grep { $track_mode eq 'explicit' } shuffle(@tables);	# idempotent for the ones done already
@@ -1529,9 +1592,12 @@ sub check_tracked
 	return if $GENONLY;
 	for my $t (@tables)
 	{
-		$n_checks++;
-		my $n = sql_one('SELECT count(*) FROM rollback.tracked_table WHERE relid = $1::regclass AND store IS NOT NULL', [qname($t)]);
-		mismatch(qname($t) . " is not tracked (mode $track_mode)") if !$n;
+		for my $r (relnames($t))
+		{
+			$n_checks++;
+			my $n = sql_one('SELECT count(*) FROM rollback.tracked_table WHERE relid = $1::regclass AND store IS NOT NULL', ["fz.$r"]);
+			mismatch("fz.$r is not tracked (mode $track_mode)") if !$n;
+		}
 	}
 }
 
@@ -1575,6 +1641,7 @@ if ($LOGFILE)
 
 my $ok = eval {
 	$dbh = connect_db();
+	sql_do('CREATE EXTENSION IF NOT EXISTS rollback');
 	cleanup();
 	sql_do('CREATE SCHEMA fz');
 	sql_do('CREATE SCHEMA fz_copy');

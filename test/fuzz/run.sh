@@ -7,6 +7,7 @@
 #   (neither)                   the fixed seeds 1..10
 #   FUZZ_OPS=M                  operations per seed (fuzz.pl's default otherwise)
 #   FUZZ_DB=name                database (default rb_fuzz; created if missing)
+#   FUZZ_SKIP=diff,freeze       triage only: fuzz.pl --skip (see fuzz.pl)
 #
 # Prints fuzz.pl's line for each seed, the failing seeds with the commands that
 # replay them, and as its last line "N passed, N failed". Exits 1 if any seed
@@ -43,6 +44,9 @@ ops_arg=()
 if [[ -n "${FUZZ_OPS:-}" ]]; then
 	ops_arg=(--ops "$FUZZ_OPS")
 fi
+if [[ -n "${FUZZ_SKIP:-}" ]]; then
+	ops_arg+=(--skip "$FUZZ_SKIP")
+fi
 
 # the database, with the extension
 if [[ -z $(psql -X -d postgres -Atc "SELECT 1 FROM pg_catalog.pg_database WHERE datname = '$db'") ]]; then
@@ -58,7 +62,7 @@ if ! psql -X -q -d "$db" -c 'SET client_min_messages = warning' -c 'CREATE EXTEN
 	exit 1
 fi
 
-echo "fuzz: ${#seeds[@]} seeds against database $db${FUZZ_OPS:+, $FUZZ_OPS operations each}"
+echo "fuzz: ${#seeds[@]} seeds against database $db${FUZZ_OPS:+, $FUZZ_OPS operations each}${FUZZ_SKIP:+, skipping $FUZZ_SKIP}"
 passed=0
 failed=()
 start_time=$SECONDS
@@ -75,7 +79,7 @@ echo "fuzz: $((SECONDS - start_time)) s"
 if [[ ${#failed[@]} -gt 0 ]]; then
 	echo "fuzz: failing seeds: ${failed[*]}"
 	for seed in "${failed[@]}"; do
-		echo "  replay: perl test/fuzz/fuzz.pl --seed $seed${FUZZ_OPS:+ --ops $FUZZ_OPS}"
+		echo "  replay: perl test/fuzz/fuzz.pl --seed $seed${FUZZ_OPS:+ --ops $FUZZ_OPS}$([[ $db != rb_fuzz ]] && echo " --dbname $db")"
 	done
 fi
 echo "$passed passed, ${#failed[@]} failed"
