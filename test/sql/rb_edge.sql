@@ -112,7 +112,30 @@ SELECT name, rows_captured FROM rollback.points WHERE name IN ('h1', 'h2') ORDER
 SELECT sum(v) FROM rollback.as_of(NULL::hot, 'h1');
 SELECT sum(v) FROM rollback.as_of(NULL::hot, 'h2');
 
+-- Restore writes changed rows back in place when a primary key pairs them
+-- (an identity key is left as it is) ...
+CREATE TABLE ident (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, v text);
+INSERT INTO ident (v) VALUES ('a'), ('b'), ('c');
+SELECT rollback.track('ident');
+SELECT rollback.create_point('i1', ARRAY['ident'::regclass]) > 0 AS created;
+UPDATE ident SET v = v || '!' WHERE id <= 2;
+DELETE FROM ident WHERE id = 3;
+INSERT INTO ident (v) VALUES ('d');
+SELECT * FROM rollback.restore('i1');
+SELECT * FROM ident ORDER BY id;
+-- ... and deletes and re-inserts when another unique index could collide
+-- midway: values swapped between rows restore cleanly
+CREATE TABLE uq (id int PRIMARY KEY, email text UNIQUE);
+INSERT INTO uq VALUES (1, 'a'), (2, 'b');
+SELECT rollback.track('uq');
+SELECT rollback.create_point('u1', ARRAY['uq'::regclass]) > 0 AS created;
+UPDATE uq SET email = 'x' WHERE id = 1;
+UPDATE uq SET email = 'a' WHERE id = 2;
+UPDATE uq SET email = 'b' WHERE id = 1;
+SELECT * FROM rollback.restore('u1');
+SELECT * FROM uq ORDER BY id;
+
 SELECT rollback.purge('0 seconds') > 0 AS purged;
 SELECT rollback.untrack(tbl, force => true) FROM rollback.tracked WHERE parent IS NULL ORDER BY tbl::text;
-DROP TABLE wide, wide_copy, sub, child, parent, trig_log, hot;
+DROP TABLE wide, wide_copy, sub, child, parent, trig_log, hot, ident, uq;
 DROP FUNCTION log_change();
