@@ -242,25 +242,13 @@ rb_point_tables(int64 point_id)
 	Datum		values[1];
 	List	   *result = NIL;
 	MemoryContext oldcxt = CurrentMemoryContext;
-	uint64		i;
 
 	values[0] = Int64GetDatum(point_id);
 	rb_spi_connect_as_owner(&save);
 	rb_spi_exec("SELECT relid::oid FROM rollback.point_table"
 				" WHERE point_id = $1 ORDER BY relid::oid",
 				1, argtypes, values, NULL, true, SPI_OK_SELECT);
-	for (i = 0; i < SPI_processed; i++)
-	{
-		bool		isnull;
-		Oid			relid;
-		MemoryContext spicxt;
-
-		relid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
-											   SPI_tuptable->tupdesc, 1, &isnull));
-		spicxt = MemoryContextSwitchTo(oldcxt);
-		result = lappend_oid(result, relid);
-		MemoryContextSwitchTo(spicxt);
-	}
+	result = rb_spi_oid_list(1, oldcxt);
 	rb_spi_finish_as_owner(&save);
 	return result;
 }
@@ -489,22 +477,12 @@ rollback_create_point(PG_FUNCTION_ARGS)
 	{
 		RbOwnerSave save;
 		MemoryContext oldcxt = CurrentMemoryContext;
-		uint64		i;
 
 		rb_spi_connect_as_owner(&save);
 		rb_spi_exec("SELECT relid::oid FROM rollback.tracked_table"
 					" WHERE store IS NOT NULL ORDER BY relid::oid",
 					0, NULL, NULL, NULL, true, SPI_OK_SELECT);
-		for (i = 0; i < SPI_processed; i++)
-		{
-			bool		isnull;
-			Oid			relid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
-															   SPI_tuptable->tupdesc, 1, &isnull));
-			MemoryContext spicxt = MemoryContextSwitchTo(oldcxt);
-
-			relids = lappend_oid(relids, relid);
-			MemoryContextSwitchTo(spicxt);
-		}
+		relids = rb_spi_oid_list(1, oldcxt);
 		rb_spi_finish_as_owner(&save);
 		if (relids == NIL)
 			ereport(ERROR,
@@ -513,29 +491,7 @@ rollback_create_point(PG_FUNCTION_ARGS)
 					 errhint("Call rollback.track() or rollback.track_schema() first.")));
 	}
 	else
-	{
-		ArrayType  *arr = PG_GETARG_ARRAYTYPE_P(1);
-		Datum	   *elems;
-		bool	   *elemnulls;
-		int			nelems;
-		int			i;
-
-		deconstruct_array(arr, REGCLASSOID, sizeof(Oid), true, TYPALIGN_INT,
-						  &elems, &elemnulls, &nelems);
-		if (nelems == 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("a recovery point needs at least one table")));
-		for (i = 0; i < nelems; i++)
-		{
-			if (elemnulls[i])
-				ereport(ERROR,
-						(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-						 errmsg("table list must not contain nulls")));
-			relids = list_concat_unique_oid(relids,
-											rb_expand_leaves(DatumGetObjectId(elems[i]), true));
-		}
-	}
+		relids = rb_table_list(PG_GETARG_ARRAYTYPE_P(1));
 
 	foreach(lc, relids)
 		rb_check_admin(lfirst_oid(lc), "create a recovery point on");

@@ -337,26 +337,7 @@ rollback_restore(PG_FUNCTION_ARGS)
 		relids = covered;
 	else
 	{
-		ArrayType  *arr = PG_GETARG_ARRAYTYPE_P(1);
-		Datum	   *elems;
-		bool	   *nulls;
-		int			nelems;
-
-		deconstruct_array(arr, REGCLASSOID, sizeof(Oid), true, TYPALIGN_INT,
-						  &elems, &nulls, &nelems);
-		if (nelems == 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("table list must not be empty")));
-		for (i = 0; i < nelems; i++)
-		{
-			if (nulls[i])
-				ereport(ERROR,
-						(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-						 errmsg("table list must not contain nulls")));
-			relids = list_concat_unique_oid(relids,
-											rb_expand_leaves(DatumGetObjectId(elems[i]), true));
-		}
+		relids = rb_table_list(PG_GETARG_ARRAYTYPE_P(1));
 		foreach(lc, relids)
 			if (!list_member_oid(covered, lfirst_oid(lc)))
 				ereport(ERROR,

@@ -15,6 +15,7 @@
 #include "nodes/pg_list.h"
 #include "storage/bufpage.h"
 #include "storage/itemptr.h"
+#include "utils/array.h"
 #include "utils/relcache.h"
 
 #include "compat.h"
@@ -91,6 +92,7 @@ extern int	rb_spi_exec(const char *sql, int nargs, Oid *argtypes,
 						int expected);
 extern int	rb_spi_exec_latest(const char *sql, int nargs, Oid *argtypes,
 							   Datum *values, int expected);
+extern List *rb_spi_oid_list(int col, MemoryContext cxt);
 extern void rb_internal_ddl(const char *sql);
 extern bool rb_in_internal_ddl(void);
 extern void rb_note_write(void);
@@ -113,6 +115,7 @@ extern void rb_prune_store(Oid relid);
 /* track.c */
 extern bool rb_is_tracked(Oid relid);
 extern List *rb_expand_leaves(Oid relid, bool must_be_tracked);
+extern List *rb_table_list(ArrayType *arr);
 extern Oid	rb_store_of(Oid relid);
 
 /* timetravel.c */

@@ -35,6 +35,7 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -179,6 +180,38 @@ rb_expand_leaves(Oid relid, bool must_be_tracked)
 						 errmsg("table \"%s\" is not tracked", get_rel_name(lfirst_oid(lc))),
 						 errhint("Call rollback.track() on it first.")));
 	return leaves;
+}
+
+/*
+ * rb_table_list: the tracked leaf tables named by a regclass[] argument,
+ * partitioned tables expanded, duplicates removed; an error for an empty
+ * array, a NULL element or a table that is not tracked.
+ */
+List *
+rb_table_list(ArrayType *arr)
+{
+	Datum	   *elems;
+	bool	   *nulls;
+	int			nelems;
+	int			i;
+	List	   *relids = NIL;
+
+	deconstruct_array(arr, REGCLASSOID, sizeof(Oid), true, TYPALIGN_INT,
+					  &elems, &nulls, &nelems);
+	if (nelems == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("table list must not be empty")));
+	for (i = 0; i < nelems; i++)
+	{
+		if (nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("table list must not contain nulls")));
+		relids = list_concat_unique_oid(relids,
+										rb_expand_leaves(DatumGetObjectId(elems[i]), true));
+	}
+	return relids;
 }
 
 /*
@@ -499,13 +532,13 @@ rollback_untrack(PG_FUNCTION_ARGS)
 	Oid			relid;
 	bool		force;
 	RbOwnerSave save;
+	MemoryContext callercxt = CurrentMemoryContext;
 	Oid			argtypes[1] = {OIDOID};
 	Datum		values[1];
 	List	   *leaves = NIL;
 	List	   *stores = NIL;
 	ListCell   *lc;
 	ListCell   *lc2;
-	uint64		i;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		ereport(ERROR,
@@ -530,17 +563,8 @@ rollback_untrack(PG_FUNCTION_ARGS)
 	rb_spi_exec("SELECT relid::oid, store::oid FROM rollback.tracked_table"
 				" WHERE relid = $1::regclass OR parent = $1::regclass",
 				1, argtypes, values, NULL, true, SPI_OK_SELECT);
-	for (i = 0; i < SPI_processed; i++)
-	{
-		bool		isnull;
-		MemoryContext oldcxt = MemoryContextSwitchTo(TopTransactionContext);
-
-		leaves = lappend_oid(leaves, DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
-																	SPI_tuptable->tupdesc, 1, &isnull)));
-		stores = lappend_oid(stores, DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
-																	SPI_tuptable->tupdesc, 2, &isnull)));
-		MemoryContextSwitchTo(oldcxt);
-	}
+	leaves = rb_spi_oid_list(1, callercxt);
+	stores = rb_spi_oid_list(2, callercxt);
 
 	if (!force)
 	{
@@ -577,12 +601,12 @@ rollback_track_schema(PG_FUNCTION_ARGS)
 	char	   *nspname;
 	Oid			nspid;
 	RbOwnerSave save;
+	MemoryContext callercxt = CurrentMemoryContext;
 	Oid			argtypes[1] = {NAMEOID};
 	Datum		values[1];
 	List	   *rels = NIL;
 	ListCell   *lc;
 	int			count = 0;
-	uint64		i;
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
@@ -618,15 +642,7 @@ rollback_track_schema(PG_FUNCTION_ARGS)
 				" AND c.relpersistence <> 't' AND NOT c.relispartition"
 				" ORDER BY c.oid",
 				1, argtypes, values, NULL, true, SPI_OK_SELECT);
-	for (i = 0; i < SPI_processed; i++)
-	{
-		bool		isnull;
-		MemoryContext oldcxt = MemoryContextSwitchTo(TopTransactionContext);
-
-		rels = lappend_oid(rels, DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
-																SPI_tuptable->tupdesc, 1, &isnull)));
-		MemoryContextSwitchTo(oldcxt);
-	}
+	rels = rb_spi_oid_list(1, callercxt);
 	rb_spi_finish_as_owner(&save);
 
 	foreach(lc, rels)
@@ -744,11 +760,11 @@ Datum
 rollback_on_drop(PG_FUNCTION_ARGS)
 {
 	RbOwnerSave save;
+	MemoryContext callercxt = CurrentMemoryContext;
 	List	   *rels = NIL;
 	List	   *stores = NIL;
 	ListCell   *lc;
 	ListCell   *lc2;
-	uint64		i;
 
 	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
 		ereport(ERROR,
@@ -768,17 +784,8 @@ rollback_on_drop(PG_FUNCTION_ARGS)
 				" WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass"
 				" AND d.objsubid = 0",
 				0, NULL, NULL, NULL, true, SPI_OK_SELECT);
-	for (i = 0; i < SPI_processed; i++)
-	{
-		bool		isnull;
-		MemoryContext oldcxt = MemoryContextSwitchTo(TopTransactionContext);
-
-		rels = lappend_oid(rels, DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
-																SPI_tuptable->tupdesc, 1, &isnull)));
-		stores = lappend_oid(stores, DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
-																	SPI_tuptable->tupdesc, 2, &isnull)));
-		MemoryContextSwitchTo(oldcxt);
-	}
+	rels = rb_spi_oid_list(1, callercxt);
+	stores = rb_spi_oid_list(2, callercxt);
 	forboth(lc, rels, lc2, stores)
 		forget_table(lfirst_oid(lc), lfirst_oid(lc2), false);
 	rb_spi_finish_as_owner(&save);

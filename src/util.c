@@ -31,6 +31,7 @@
 #include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
@@ -187,6 +188,30 @@ rb_spi_exec(const char *sql, int nargs, Oid *argtypes, Datum *values,
 		elog(ERROR, "internal query failed (%s): %s",
 			 SPI_result_code_string(rc), sql);
 	return (int) SPI_processed;
+}
+
+/*
+ * rb_spi_oid_list: one OID column of the last SPI result, as a list built
+ * in cxt (the caller's context, which outlives SPI_finish).  A NULL is
+ * InvalidOid.
+ */
+List *
+rb_spi_oid_list(int col, MemoryContext cxt)
+{
+	MemoryContext oldcxt = MemoryContextSwitchTo(cxt);
+	List	   *result = NIL;
+	uint64		i;
+
+	for (i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc,
+									  col, &isnull);
+
+		result = lappend_oid(result, isnull ? InvalidOid : DatumGetObjectId(d));
+	}
+	MemoryContextSwitchTo(oldcxt);
+	return result;
 }
 
 /*
