@@ -24,6 +24,7 @@
 #include "postgres.h"
 
 #include "access/heapam.h"
+#include "access/relscan.h"
 #include "access/table.h"
 #include "access/tableam.h"
 #include "commands/trigger.h"
@@ -31,6 +32,7 @@
 #include "access/xact.h"
 #include "fmgr.h"
 #include "storage/proc.h"
+#include "storage/bufmgr.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 #include "utils/xid8.h"
@@ -176,6 +178,7 @@ rollback_capture_truncate(PG_FUNCTION_ARGS)
 	Datum	   *values;
 	bool	   *isnull;
 	int			nslots = 0;
+	bool		use_lsn;
 	int			i;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) ||
@@ -201,13 +204,17 @@ rollback_capture_truncate(PG_FUNCTION_ARGS)
 	bistate = GetBulkInsertState();
 	cid = GetCurrentCommandId(true);
 
+	use_lsn = rb_lsn_usable(rel, &info->snap);
 	snapshot = RegisterSnapshot(GetLatestSnapshot());
 	scan = table_beginscan(rel, snapshot, 0, NULL);
 	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
 	{
 		TupleTableSlot *slot;
 
-		if (!rb_tuple_visible(&info->snap, tup->t_data))
+		/* a page not written since the point holds only rows it saw */
+		if (!(use_lsn &&
+			  BufferGetLSNAtomic(((HeapScanDesc) scan)->rs_cbuf) <= info->snap.lsn) &&
+			!rb_tuple_visible(&info->snap, tup->t_data))
 			continue;
 		slot = slots[nslots];
 		ExecClearTuple(slot);

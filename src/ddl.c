@@ -9,10 +9,6 @@
  *		  image, and restore would lose the row;
  *		- ENABLE TRIGGER ALL / USER is let through, then the capture triggers
  *		  are set back to ALWAYS, so that they keep firing in replica mode;
- *		- VACUUM (FREEZE), VACUUM FULL, CLUSTER and COPY ... (FREEZE) on a
- *		  table with recovery points: they freeze rows written after a point,
- *		  and a frozen row counts as older than every point (util.c,
- *		  rb_tuple_visible);
  *		- a BEFORE ROW UPDATE/DELETE trigger that would fire after the
  *		  capture trigger (see capture.c).
  *
@@ -28,7 +24,6 @@
 #include "catalog/pg_inherits.h"
 #include "catalog/pg_trigger.h"
 #include "catalog/pg_type.h"
-#include "commands/defrem.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
 #include "nodes/parsenodes.h"
@@ -63,18 +58,6 @@ tracked_leaves_of(Oid relid)
 		if (rb_relinfo(lfirst_oid(lc))->tracked)
 			result = lappend_oid(result, lfirst_oid(lc));
 	return result;
-}
-
-/* has_points: whether any of the relations has a recovery point. */
-static bool
-has_points(List *relids)
-{
-	ListCell   *lc;
-
-	foreach(lc, relids)
-		if (rb_relinfo(lfirst_oid(lc))->snap.point_id != 0)
-			return true;
-	return false;
 }
 
 /* is_capture_trigger: whether a trigger name is one of ours. */
@@ -138,84 +121,6 @@ check_alter_table(AlterTableStmt *stmt, List **leaves)
 	return reenable;
 }
 
-/* option_set: whether a VACUUM or COPY option list turns the option on. */
-static bool
-option_set(List *options, const char *name)
-{
-	ListCell   *lc;
-
-	foreach(lc, options)
-	{
-		DefElem    *opt = (DefElem *) lfirst(lc);
-
-		if (strcmp(opt->defname, name) == 0 && defGetBoolean(opt))
-			return true;
-	}
-	return false;
-}
-
-/* any_point: whether the database has any recovery point. */
-static bool
-any_point(void)
-{
-	RbOwnerSave save;
-	bool		any;
-
-	rb_spi_connect_as_owner(&save);
-	rb_spi_exec("SELECT 1 FROM rollback.point LIMIT 1", 0, NULL, NULL, NULL,
-				true, SPI_OK_SELECT);
-	any = SPI_processed > 0;
-	rb_spi_finish_as_owner(&save);
-	return any;
-}
-
-/* refuse_freeze: the error for freezing a table with recovery points. */
-static void
-refuse_freeze(const char *what)
-{
-	ereport(ERROR,
-			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-			 errmsg("cannot run %s on a tracked table with recovery points", what),
-			 errdetail("Freezing rows written after a recovery point would make them look older than it."),
-			 errhint("Drop or purge the table's recovery points first.")));
-}
-
-/*
- * check_vacuum: refuse VACUUM (FREEZE) and VACUUM FULL of tables with
- * points.  VACUUM FULL, like CLUSTER, rewrites the table freezing every row
- * that all transactions can see.
- */
-static void
-check_vacuum(VacuumStmt *stmt)
-{
-	const char *what;
-	ListCell   *lc;
-
-	if (!stmt->is_vacuumcmd)
-		return;
-	if (option_set(stmt->options, "full"))
-		what = "VACUUM FULL";
-	else if (option_set(stmt->options, "freeze"))
-		what = "VACUUM (FREEZE)";
-	else
-		return;
-	if (stmt->rels == NIL)
-	{
-		/* the whole database: refuse if any table has a point */
-		if (any_point())
-			refuse_freeze(what);
-		return;
-	}
-	foreach(lc, stmt->rels)
-	{
-		VacuumRelation *vrel = (VacuumRelation *) lfirst(lc);
-		Oid			relid = OidIsValid(vrel->oid) ? vrel->oid : relation_oid(vrel->relation);
-
-		if (has_points(tracked_leaves_of(relid)))
-			refuse_freeze(what);
-	}
-}
-
 /*
  * check_create_trigger: refuse a BEFORE ROW UPDATE or DELETE trigger on a
  * tracked table that would fire after the capture trigger (triggers fire in
@@ -269,9 +174,6 @@ rb_process_utility(RB_UTILITY_ARGS)
 		case T_AlterTableStmt:
 		case T_DropStmt:
 		case T_RenameStmt:
-		case T_VacuumStmt:
-		case T_CopyStmt:
-		case T_ClusterStmt:
 		case T_CreateTrigStmt:
 			break;
 		default:
@@ -344,24 +246,6 @@ rb_process_utility(RB_UTILITY_ARGS)
 				check_create_trigger(&fake);
 			}
 		}
-	}
-	else if (IsA(parsetree, VacuumStmt))
-		check_vacuum((VacuumStmt *) parsetree);
-	else if (IsA(parsetree, CopyStmt))
-	{
-		CopyStmt   *stmt = (CopyStmt *) parsetree;
-
-		if (stmt->is_from && option_set(stmt->options, "freeze") &&
-			has_points(tracked_leaves_of(relation_oid(stmt->relation))))
-			refuse_freeze("COPY FREEZE");
-	}
-	else if (IsA(parsetree, ClusterStmt))
-	{
-		ClusterStmt *stmt = (ClusterStmt *) parsetree;
-
-		if (stmt->relation == NULL ? any_point() :
-			has_points(tracked_leaves_of(relation_oid(stmt->relation))))
-			refuse_freeze("CLUSTER");
 	}
 	else if (IsA(parsetree, CreateTrigStmt))
 		check_create_trigger((CreateTrigStmt *) parsetree);

@@ -119,6 +119,7 @@ extern List *rb_table_list(ArrayType *arr);
 extern Oid	rb_store_of(Oid relid);
 
 /* timetravel.c */
+extern bool rb_lsn_usable(Relation rel, const RbSnapshot *snap);
 extern List *rb_new_tids(Relation rel, const RbSnapshot *snap);
 
 /* ddl.c */

@@ -80,6 +80,18 @@ check_history_access(Oid relid)
 }
 
 /*
+ * rb_lsn_usable: whether page LSNs tell which pages of the table were
+ * written since the point: the point recorded a WAL position, and every
+ * write to the table is WAL-logged (not unlogged, not wal_level = minimal,
+ * where a table created or truncated in a transaction skips WAL).
+ */
+bool
+rb_lsn_usable(Relation rel, const RbSnapshot *snap)
+{
+	return snap->lsn != InvalidXLogRecPtr && RelationNeedsWAL(rel) && XLogIsNeeded();
+}
+
+/*
  * rb_new_tids: addresses of the live tuples of a leaf that the point cannot
  * see, as seen by the active snapshot.  When the point recorded a WAL
  * position and the table is WAL-logged, a page whose LSN is not past that
@@ -93,8 +105,7 @@ rb_new_tids(Relation rel, const RbSnapshot *snap)
 	Snapshot	snapshot = GetActiveSnapshot();
 	BlockNumber nblocks = RelationGetNumberOfBlocks(rel);
 	BufferAccessStrategy strategy = GetAccessStrategy(BAS_BULKREAD);
-	bool		use_lsn = snap->lsn != InvalidXLogRecPtr &&
-		RelationNeedsWAL(rel) && XLogIsNeeded();
+	bool		use_lsn = rb_lsn_usable(rel, snap);
 	List	   *result = NIL;
 	BlockNumber blkno;
 
@@ -223,11 +234,15 @@ put_visible_rows(Relation rel, const RbSnapshot *snap, Tuplestorestate *ts,
 {
 	TupleConversionMap *map = convert_tuples_by_name(RelationGetDescr(rel), outdesc);
 	TableScanDesc scan = table_beginscan(rel, GetActiveSnapshot(), 0, NULL);
+	bool		use_lsn = rb_lsn_usable(rel, snap);
 	HeapTuple	tup;
 
 	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
 	{
-		if (!rb_tuple_visible(snap, tup->t_data))
+		/* a page not written since the point holds only rows it saw */
+		if (!(use_lsn &&
+			  BufferGetLSNAtomic(((HeapScanDesc) scan)->rs_cbuf) <= snap->lsn) &&
+			!rb_tuple_visible(snap, tup->t_data))
 			continue;
 		if (map)
 		{

@@ -18,6 +18,7 @@
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/transam.h"
+#include "access/xact.h"
 #include "catalog/indexing.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
@@ -297,28 +298,37 @@ rb_check_no_prior_write(const char *action)
 }
 
 /*
- * rb_full_xid: widen a 32-bit transaction id to 64 bits, taking it to be
- * within 2^31 of the next transaction id as read once per transaction; that
- * holds for every id that can still be found unfrozen in a table.  Reading
- * the counter once per transaction keeps XidGenLock off the per-row path.
- * Permanent ids map to themselves.
+ * rb_full_xid: widen a 32-bit transaction id found in a tuple header or a
+ * snapshot to 64 bits.  The next transaction id is read once per command
+ * (keeping XidGenLock off the per-row path) and the id is taken to be at
+ * most 2^28 newer than that (ids assigned while the command runs) or up to
+ * 2^32 - 2^28 older.  That covers every id PostgreSQL can leave unfrozen,
+ * and every frozen row younger than that; an older row's raw xmin may wrap
+ * (see rb_tuple_visible).  Permanent ids map to themselves.
  */
 uint64
 rb_full_xid(TransactionId xid)
 {
 	static LocalTransactionId base_lxid = InvalidLocalTransactionId;
+	static CommandId base_cid = InvalidCommandId;
 	static FullTransactionId base;
-	int32		delta;
+	uint32		behind;
 
 	if (!TransactionIdIsNormal(xid))
 		return (uint64) xid;
-	if (base_lxid != MyProc->lxid || base_lxid == InvalidLocalTransactionId)
+	if (base_lxid != MyProc->lxid || base_cid != GetCurrentCommandId(false) ||
+		base_lxid == InvalidLocalTransactionId)
 	{
 		base = ReadNextFullTransactionId();
 		base_lxid = MyProc->lxid;
+		base_cid = GetCurrentCommandId(false);
 	}
-	delta = (int32) (xid - XidFromFullTransactionId(base));
-	return U64FromFullTransactionId(base) + (int64) delta;
+	behind = XidFromFullTransactionId(base) - xid;
+	if (behind > (uint32) 0xF0000000)	/* newer than base, by less than 2^28 */
+		return U64FromFullTransactionId(base) + (uint32) (xid - XidFromFullTransactionId(base));
+	if ((uint64) behind > U64FromFullTransactionId(base))
+		return FrozenTransactionId;		/* older than the cluster: can only be frozen */
+	return U64FromFullTransactionId(base) - behind;
 }
 
 /* rb_xid_visible: whether a 64-bit transaction id is visible at a point. */
@@ -352,31 +362,28 @@ rb_xid_visible(const RbSnapshot *snap, uint64 fxid)
 
 /*
  * rb_image_xid: the 64-bit id under which a row image is stored: its raw
- * xmin, widened; a frozen row is stored as FrozenTransactionId, visible at
- * every point (see rb_tuple_visible).
+ * xmin, widened.
  */
 uint64
 rb_image_xid(HeapTupleHeader tup)
 {
-	if (HeapTupleHeaderXminFrozen(tup))
-		return FrozenTransactionId;
 	return rb_full_xid(HeapTupleHeaderGetRawXmin(tup));
 }
 
 /*
  * rb_tuple_visible: whether the tuple's inserting transaction is visible at
- * the point.  The raw xmin is used, not the frozen marker.  A frozen tuple
- * counts as visible at every point: plain VACUUM freezes only tuples older
- * than vacuum_freeze_min_age, so a frozen tuple predates any younger point,
- * and ddl.c refuses explicit freezing (VACUUM FREEZE, COPY FREEZE) of tables
- * with points.  An xmin frozen that long ago may have wrapped around, so
- * its raw value cannot be trusted.
+ * the point.  As DESIGN.md section 2 asks, the raw xmin is used, not the
+ * frozen marker: VACUUM freezes rows written after a point as readily as
+ * older ones (after vacuum_freeze_min_age, or at once with FREEZE), and
+ * keeps their raw xmin.  A raw xmin is only ambiguous for a row that no one
+ * has written for about 2^32 transactions, whose xmin may have wrapped
+ * around; callers that can see the page use its LSN first (a page not
+ * written since the point holds only rows the point saw), and
+ * docs/limits.md states the rest.
  */
 bool
 rb_tuple_visible(const RbSnapshot *snap, HeapTupleHeader tup)
 {
-	if (HeapTupleHeaderXminFrozen(tup))
-		return true;
 	return rb_xid_visible(snap, rb_full_xid(HeapTupleHeaderGetRawXmin(tup)));
 }
 

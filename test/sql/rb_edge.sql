@@ -96,6 +96,25 @@ SELECT count(*) AS user_trigger_calls FROM trig_log;
 -- the restore did not leave replica mode behind
 SHOW session_replication_role;
 
+-- Freezing keeps the raw xmin, and that is what points compare: rows
+-- written after a point stay out of it however they are frozen or moved.
+CREATE TABLE frz (v int);
+INSERT INTO frz VALUES (1);
+SELECT rollback.track('frz');
+SELECT rollback.create_point('f1', ARRAY['frz'::regclass]) > 0 AS created;
+INSERT INTO frz VALUES (2);
+SET vacuum_freeze_min_age = 0;
+VACUUM frz;
+VACUUM (FREEZE) frz;
+VACUUM FULL frz;
+COPY frz FROM PROGRAM 'echo 3';
+RESET vacuum_freeze_min_age;
+SELECT * FROM rollback.as_of(NULL::frz, 'f1');
+UPDATE frz SET v = v + 10;
+SELECT * FROM rollback.as_of(NULL::frz, 'f1');
+SELECT * FROM rollback.restore('f1');
+SELECT * FROM frz;
+
 -- A table updated many times after a point keeps one image per row.
 CREATE TABLE hot (id int PRIMARY KEY, v int);
 INSERT INTO hot SELECT g, 0 FROM generate_series(1, 100) g;
@@ -137,5 +156,5 @@ SELECT * FROM uq ORDER BY id;
 
 SELECT rollback.purge('0 seconds') > 0 AS purged;
 SELECT rollback.untrack(tbl, force => true) FROM rollback.tracked WHERE parent IS NULL ORDER BY tbl::text;
-DROP TABLE wide, wide_copy, sub, child, parent, trig_log, hot, ident, uq;
+DROP TABLE wide, wide_copy, sub, child, parent, trig_log, hot, ident, uq, frz;
 DROP FUNCTION log_change();

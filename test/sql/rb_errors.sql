@@ -90,12 +90,6 @@ SELECT pg_temp.err($$ALTER TRIGGER zz_rollback_capture ON t RENAME TO other$$);
 -- ENABLE TRIGGER ALL is let through, and capture stays ALWAYS
 ALTER TABLE t ENABLE TRIGGER ALL;
 SELECT tgname, tgenabled FROM pg_trigger WHERE tgrelid = 't'::regclass ORDER BY tgname;
--- freezing rows of a table with points is refused
-VACUUM (FREEZE) t;
-VACUUM FREEZE;
-COPY t FROM '/dev/null' WITH (FREEZE);
-VACUUM FULL t;
-CLUSTER t USING t_pkey;
 -- a BEFORE ROW trigger that would fire after capture is refused
 CREATE FUNCTION pg_temp.noop() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RETURN NEW; END$$;
 CREATE TRIGGER zzz_late BEFORE UPDATE ON t FOR EACH ROW EXECUTE FUNCTION pg_temp.noop();
