@@ -126,11 +126,11 @@ rollback_capture(PG_FUNCTION_ARGS)
 	 * UPDATE and then the BEFORE DELETE triggers of the source partition
 	 * for the same tuple, one right after the other: capture it once.
 	 */
-	if (last_lxid == MyProc->lxid && last_cid == GetCurrentCommandId(false) &&
+	if (last_lxid == RB_MY_LXID && last_cid == GetCurrentCommandId(false) &&
 		last_relid == RelationGetRelid(trigdata->tg_relation) &&
 		ItemPointerEquals(&last_tid, &oldtup->t_self))
 		return PointerGetDatum(rettup);
-	last_lxid = MyProc->lxid;
+	last_lxid = RB_MY_LXID;
 	last_cid = GetCurrentCommandId(false);
 	last_relid = RelationGetRelid(trigdata->tg_relation);
 	last_tid = oldtup->t_self;

@@ -42,6 +42,13 @@
 #endif
 #define RB_MY_SUBXID(i)				(MyProc->subxids.xids[(i)])
 
+/* The backend's local transaction id moved into MyProc->vxid in 17. */
+#if PG_VERSION_NUM >= 170000
+#define RB_MY_LXID					(MyProc->vxid.lxid)
+#else
+#define RB_MY_LXID					(MyProc->lxid)
+#endif
+
 /* The ProcessUtility hook gained readOnlyTree in 14. */
 #if PG_VERSION_NUM >= 140000
 #define RB_UTILITY_ARGS \

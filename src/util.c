@@ -276,7 +276,7 @@ rb_in_internal_ddl(void)
 void
 rb_note_write(void)
 {
-	wrote_lxid = MyProc->lxid;
+	wrote_lxid = RB_MY_LXID;
 }
 
 /*
@@ -289,7 +289,7 @@ rb_note_write(void)
 void
 rb_check_no_prior_write(const char *action)
 {
-	if (wrote_lxid == MyProc->lxid)
+	if (wrote_lxid == RB_MY_LXID)
 		ereport(ERROR,
 				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
 				 errmsg("cannot %s after changing tracked tables in the same transaction",
@@ -316,11 +316,11 @@ rb_full_xid(TransactionId xid)
 
 	if (!TransactionIdIsNormal(xid))
 		return (uint64) xid;
-	if (base_lxid != MyProc->lxid || base_cid != GetCurrentCommandId(false) ||
+	if (base_lxid != RB_MY_LXID || base_cid != GetCurrentCommandId(false) ||
 		base_lxid == InvalidLocalTransactionId)
 	{
 		base = ReadNextFullTransactionId();
-		base_lxid = MyProc->lxid;
+		base_lxid = RB_MY_LXID;
 		base_cid = GetCurrentCommandId(false);
 	}
 	behind = XidFromFullTransactionId(base) - xid;
