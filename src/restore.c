@@ -40,7 +40,7 @@
 
 PG_FUNCTION_INFO_V1(rollback_restore);
 
-static bool pairing_sql(Oid relid, char **del, char **upd, char **ins);
+static char *pairing_sql(Oid relid);
 
 /* cmp_oid: qsort comparator, to lock tables in a fixed order. */
 static int
@@ -131,9 +131,7 @@ restore_table(Oid relid, const char *pointname, const RbSnapshot *snap,
 		int			i = 0;
 		Oid			types2[2] = {TIDARRAYOID, TEXTOID};
 		Datum		values2[2];
-		char	   *del;
-		char	   *upd;
-		char	   *ins;
+		char	   *sql = tids != NIL ? pairing_sql(relid) : NULL;
 
 		foreach(lc, tids)
 			elems[i++] = PointerGetDatum(lfirst(lc));
@@ -142,11 +140,21 @@ restore_table(Oid relid, const char *pointname, const RbSnapshot *snap,
 													 false, TYPALIGN_SHORT));
 		values2[1] = values[0];
 
-		if (tids != NIL && pairing_sql(relid, &del, &upd, &ins))
+		if (sql != NULL)
 		{
-			int64		ndel = rb_spi_exec_latest(del, 2, types2, values2, SPI_OK_DELETE);
-			int64		nupd = rb_spi_exec_latest(upd, 2, types2, values2, SPI_OK_UPDATE);
-			int64		nins = rb_spi_exec_latest(ins, 2, types2, values2, SPI_OK_INSERT);
+			HeapTuple	tup;
+			TupleDesc	desc;
+			bool		isnull;
+			int64		ndel;
+			int64		nupd;
+			int64		nins;
+
+			rb_spi_exec_latest(sql, 2, types2, values2, SPI_OK_SELECT);
+			tup = SPI_tuptable->vals[0];
+			desc = SPI_tuptable->tupdesc;
+			ndel = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+			nupd = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
+			nins = DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull));
 
 			/* a row written over counts as one deleted and one restored */
 			*deleted = ndel + nupd;
@@ -169,7 +177,7 @@ restore_table(Oid relid, const char *pointname, const RbSnapshot *snap,
 
 /*
  * pairing_sql: when a row that changed since the point can be written back
- * in place, the three statements that do it; NULL when it cannot.
+ * in place, the statement that does the whole table; NULL when it cannot.
  *
  * A row updated since the point has a new tuple and an image with the same
  * primary key.  Writing the image's values over the new tuple (an UPDATE,
@@ -178,11 +186,16 @@ restore_table(Oid relid, const char *pointname, const RbSnapshot *snap,
  * them, no other unique or exclusion index (an UPDATE checks uniqueness row
  * by row, so values swapped between rows would collide midway), and no
  * GENERATED ALWAYS identity column outside the key (it cannot be SET).
- * Then: delete the new rows without an image, write images over the new
- * rows with one, insert the images without a row.  Inside SPI.
+ *
+ * One statement, three parts on disjoint rows: delete the new rows without
+ * an image (d), write images over the new rows with one (u), insert the
+ * images without a row (n).  Their keys are disjoint too: an image's key
+ * matches no row the point saw that is still there (the key was unique at
+ * the point), so the parts cannot collide whatever order they run in.  It
+ * returns the three counts.  $1 is the tid array, $2 the point's name.
  */
-static bool
-pairing_sql(Oid relid, char **del, char **upd, char **ins)
+static char *
+pairing_sql(Oid relid)
 {
 	Relation	rel = table_open(relid, AccessShareLock);
 	TupleDesc	desc = RelationGetDescr(rel);
@@ -191,6 +204,8 @@ pairing_sql(Oid relid, char **del, char **upd, char **ins)
 	Bitmapset  *keys = NULL;
 	ListCell   *lc;
 	StringInfoData keycond;
+	StringInfoData keyret;
+	StringInfoData keyu;
 	StringInfoData setlist;
 	StringInfoData vallist;
 	char	   *cols;
@@ -215,6 +230,8 @@ pairing_sql(Oid relid, char **del, char **upd, char **ins)
 	}
 
 	initStringInfo(&keycond);
+	initStringInfo(&keyret);
+	initStringInfo(&keyu);
 	initStringInfo(&setlist);
 	initStringInfo(&vallist);
 	for (i = 0; ok && i < desc->natts; i++)
@@ -225,8 +242,13 @@ pairing_sql(Oid relid, char **del, char **upd, char **ins)
 		if (att->attisdropped || att->attgenerated)
 			continue;
 		if (bms_is_member(att->attnum, keys))
+		{
 			appendStringInfo(&keycond, "%sx.%s = i.%s", keycond.len ? " AND " : "",
 							 name, name);
+			appendStringInfo(&keyret, "%sx.%s", keyret.len ? ", " : "", name);
+			appendStringInfo(&keyu, "%su.%s = i.%s", keyu.len ? " AND " : "",
+							 name, name);
+		}
 		else if (att->attidentity == ATTRIBUTE_IDENTITY_ALWAYS)
 			ok = false;
 		else
@@ -237,21 +259,21 @@ pairing_sql(Oid relid, char **del, char **upd, char **ins)
 	}
 	table_close(rel, AccessShareLock);
 	if (!ok || setlist.len == 0)
-		return false;
+		return NULL;
 
 	cols = insert_columns(relid);
-	*del = psprintf("DELETE FROM ONLY %s x WHERE x.ctid = ANY ($1) AND NOT EXISTS"
-					" (SELECT 1 FROM rollback._images(NULL::%s, $2) i WHERE %s)",
-					qname, qname, keycond.data);
-	*upd = psprintf("UPDATE ONLY %s x SET (%s) = ROW(%s)"
-					" FROM rollback._images(NULL::%s, $2) i"
-					" WHERE x.ctid = ANY ($1) AND %s",
-					qname, setlist.data, vallist.data, qname, keycond.data);
-	*ins = psprintf("INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE"
-					" SELECT %s FROM rollback._images(NULL::%s, $2) i"
-					" WHERE NOT EXISTS (SELECT 1 FROM ONLY %s x WHERE %s)",
-					qname, cols, cols, qname, qname, keycond.data);
-	return true;
+	return psprintf("WITH d AS (DELETE FROM ONLY %1$s x WHERE x.ctid = ANY ($1) AND NOT EXISTS"
+					"   (SELECT 1 FROM rollback._images(NULL::%1$s, $2) i WHERE %2$s) RETURNING 1),"
+					" u AS (UPDATE ONLY %1$s x SET (%3$s) = ROW(%4$s)"
+					"   FROM rollback._images(NULL::%1$s, $2) i"
+					"   WHERE x.ctid = ANY ($1) AND %2$s RETURNING %5$s),"
+					" n AS (INSERT INTO %1$s (%6$s) OVERRIDING SYSTEM VALUE"
+					"   SELECT %6$s FROM rollback._images(NULL::%1$s, $2) i"
+					"   WHERE NOT EXISTS (SELECT 1 FROM u WHERE %7$s) RETURNING 1)"
+					" SELECT (SELECT count(*) FROM d), (SELECT count(*) FROM u),"
+					" (SELECT count(*) FROM n)",
+					qname, keycond.data, setlist.data, vallist.data, keyret.data,
+					cols, keyu.data);
 }
 
 /*
