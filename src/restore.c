@@ -412,8 +412,22 @@ rollback_restore(PG_FUNCTION_ARGS)
 		(void) set_config_option("session_replication_role", "replica",
 								 PGC_SUSET, PGC_S_SESSION, GUC_ACTION_SAVE,
 								 true, 0, false);
-	/* the row addresses are known: fetch them, never scan the table */
+	/*
+	 * The row addresses are known: fetch them (a TID scan), never scan the
+	 * table or an index for them.  The planner cannot see that: it takes
+	 * rollback._images() for 1000 rows, however many it returns.
+	 */
 	(void) set_config_option("enable_seqscan", "off",
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+							 true, 0, false);
+	(void) set_config_option("enable_indexscan", "off",
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+							 true, 0, false);
+	(void) set_config_option("enable_bitmapscan", "off",
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+							 true, 0, false);
+	/* the disabled paths inflate costs past jit_above_cost: no JIT */
+	(void) set_config_option("jit", "off",
 							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
 							 true, 0, false);
 	if (SPI_connect() != SPI_OK_CONNECT)
