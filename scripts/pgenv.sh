@@ -149,3 +149,20 @@ pg_fresh() {
 pg_ensure() {
 	pg_is_running || pg_start
 }
+
+# rb_setup: what `make demo` and `make test` both do first: install what is
+# missing, build and install the extension, start a fresh throwaway server
+# (stopped again when the calling script exits).
+rb_setup() {
+	bash scripts/deps.sh
+	echo "== build"
+	make -j"$(nproc)"
+	echo "== install"
+	if ! make install; then
+		echo "make install failed (it writes into $(pg_config --pkglibdir 2>/dev/null || echo /usr/lib/postgresql/15/lib); run as root)" >&2
+		exit 1
+	fi
+	trap pg_stop EXIT
+	trap 'exit 130' INT TERM
+	pg_fresh
+}

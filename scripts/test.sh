@@ -23,20 +23,8 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
-bash scripts/deps.sh
-
-echo "== build"
-make -j"$(nproc)"
-echo "== install"
-if ! make install; then
-	echo "make install failed (it writes into $(pg_config --pkglibdir 2>/dev/null || echo /usr/lib/postgresql/15/lib); run as root)" >&2
-	exit 1
-fi
-
 source scripts/pgenv.sh
-trap pg_stop EXIT
-trap 'exit 130' INT TERM
-pg_fresh
+rb_setup
 
 passed=()
 failed=()

@@ -312,6 +312,17 @@ reset_sequences(int64 point_id, Oid relid)
 }
 
 /*
+ * set_for_restore: set a setting until the restore's GUC nest level is
+ * popped (session_replication_role needs superuser context; we are C).
+ */
+static void
+set_for_restore(const char *name, const char *value)
+{
+	(void) set_config_option(name, value, PGC_SUSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+}
+
+/*
  * rollback.restore(point text, tables regclass[], dry_run bool)
  *		returns table(tbl regclass, rows_deleted int8, rows_restored int8)
  */
@@ -409,27 +420,18 @@ rollback_restore(PG_FUNCTION_ARGS)
 
 	nestlevel = NewGUCNestLevel();
 	if (!dry_run)
-		(void) set_config_option("session_replication_role", "replica",
-								 PGC_SUSET, PGC_S_SESSION, GUC_ACTION_SAVE,
-								 true, 0, false);
+		set_for_restore("session_replication_role", "replica");
+
 	/*
 	 * The row addresses are known: fetch them (a TID scan), never scan the
 	 * table or an index for them.  The planner cannot see that: it takes
-	 * rollback._images() for 1000 rows, however many it returns.
+	 * rollback._images() for 1000 rows, however many it returns.  The
+	 * disabled paths inflate costs past jit_above_cost: no JIT either.
 	 */
-	(void) set_config_option("enable_seqscan", "off",
-							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
-							 true, 0, false);
-	(void) set_config_option("enable_indexscan", "off",
-							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
-							 true, 0, false);
-	(void) set_config_option("enable_bitmapscan", "off",
-							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
-							 true, 0, false);
-	/* the disabled paths inflate costs past jit_above_cost: no JIT */
-	(void) set_config_option("jit", "off",
-							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
-							 true, 0, false);
+	set_for_restore("enable_seqscan", "off");
+	set_for_restore("enable_indexscan", "off");
+	set_for_restore("enable_bitmapscan", "off");
+	set_for_restore("jit", "off");
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	for (i = 0; i < ntables; i++)
