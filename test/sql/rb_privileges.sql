@@ -58,6 +58,10 @@ CREATE POLICY only_two ON acct FOR SELECT TO rb_carol USING (id = 2);
 SET ROLE rb_carol;
 SELECT * FROM rollback.as_of(NULL::acct, 'acct_p1');
 RESET ROLE;
+-- under FORCE ROW LEVEL SECURITY the owner's own restore would be filtered: refused
+ALTER TABLE acct FORCE ROW LEVEL SECURITY;
+SELECT * FROM rollback.restore('acct_p1');
+ALTER TABLE acct NO FORCE ROW LEVEL SECURITY;
 ALTER TABLE acct DISABLE ROW LEVEL SECURITY;
 
 -- readers see the views
