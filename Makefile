@@ -11,7 +11,10 @@ OBJS = \
 	src/track.o \
 	src/timetravel.o \
 	src/restore.o \
-	src/ddl.o
+	src/ddl.o \
+	src/migration.o \
+	src/journal.o \
+	src/revert.o
 
 DATA = $(wildcard sql/rollback--*.sql)
 

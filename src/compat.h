@@ -29,6 +29,41 @@
 #define rb_namespace_ownercheck(nspid, roleid) pg_namespace_ownercheck((nspid), (roleid))
 #endif
 
+/* Ownership of any object: one function from 16, one per catalog before. */
+#if PG_VERSION_NUM >= 160000
+#define rb_object_ownercheck(classid, objid, roleid) \
+	object_ownercheck((classid), (objid), (roleid))
+#else
+#include "catalog/pg_class.h"
+#include "catalog/pg_namespace.h"
+#include "catalog/pg_proc.h"
+#include "catalog/pg_type.h"
+static inline bool
+rb_object_ownercheck(Oid classid, Oid objid, Oid roleid)
+{
+	switch (classid)
+	{
+		case RelationRelationId:
+			return pg_class_ownercheck(objid, roleid);
+		case ProcedureRelationId:
+			return pg_proc_ownercheck(objid, roleid);
+		case TypeRelationId:
+			return pg_type_ownercheck(objid, roleid);
+		case NamespaceRelationId:
+			return pg_namespace_ownercheck(objid, roleid);
+		default:
+			return superuser_arg(roleid);
+	}
+}
+#endif
+
+/* getObjectDescription gained missing_ok in 14. */
+#if PG_VERSION_NUM >= 140000
+#define rb_object_description(addr) getObjectDescription((addr), false)
+#else
+#define rb_object_description(addr) getObjectDescription(addr)
+#endif
+
 /*
  * This backend's own subtransaction ids, as the proc array shows them to
  * other backends: moved from PGXACT into PGPROC in 14.

@@ -159,6 +159,37 @@ reenable_always(List *leaves)
 }
 
 /*
+ * run_journaled: run the statement, with its migration journal entry when
+ * it is DDL inside a migration (journal.c).
+ */
+static void
+run_journaled(RB_UTILITY_ARGS)
+{
+	bool		handled;
+	JournalFrame *frame;
+
+	frame = rb_journal_begin(pstmt, queryString, context, &handled);
+	if (handled)
+		return;
+	PG_TRY();
+	{
+		if (prev_ProcessUtility)
+			prev_ProcessUtility(RB_UTILITY_CALL_ARGS);
+		else
+			standard_ProcessUtility(RB_UTILITY_CALL_ARGS);
+	}
+	PG_CATCH();
+	{
+		if (frame)
+			rb_journal_abort(frame);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	if (frame)
+		rb_journal_end(frame);
+}
+
+/*
  * rb_process_utility: the hook.  Only a few statement types are looked at,
  * and only in databases where the extension is installed.
  */
@@ -251,10 +282,11 @@ rb_process_utility(RB_UTILITY_ARGS)
 		check_create_trigger((CreateTrigStmt *) parsetree);
 
 run:
-	if (prev_ProcessUtility)
-		prev_ProcessUtility(RB_UTILITY_CALL_ARGS);
-	else
-		standard_ProcessUtility(RB_UTILITY_CALL_ARGS);
+	/* a migration's writes outside the executor */
+	if ((IsA(parsetree, TruncateStmt) || IsA(parsetree, CopyStmt)) &&
+		rb_current_migration() != 0)
+		rb_migration_record_xid();
+	run_journaled(RB_UTILITY_CALL_ARGS);
 
 	if (reenable)
 		reenable_always(leaves);

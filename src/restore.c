@@ -323,6 +323,46 @@ set_for_restore(const char *name, const char *value)
 }
 
 /*
+ * rb_restore_rows: restore the rows of these leaf tables (locked by the
+ * caller) to point k, and with sequences their sequences; or, with dry_run,
+ * only count.  Used by rollback.restore and by migration reverts.
+ */
+void
+rb_restore_rows(int64 point_id, const char *pointname, const RbSnapshot *snap,
+				Oid *oids, int ntables, bool dry_run, bool sequences,
+				int64 *deleted, int64 *restored)
+{
+	RbOwnerSave save;
+	int			nestlevel;
+	int			i;
+
+	nestlevel = NewGUCNestLevel();
+	if (!dry_run)
+		set_for_restore("session_replication_role", "replica");
+
+	/*
+	 * The row addresses are known: fetch them (a TID scan), never scan the
+	 * table or an index for them.  The planner cannot see that: it takes
+	 * rollback._images() for 1000 rows, however many it returns.  The
+	 * disabled paths inflate costs past jit_above_cost: no JIT either.
+	 */
+	set_for_restore("enable_seqscan", "off");
+	set_for_restore("enable_indexscan", "off");
+	set_for_restore("enable_bitmapscan", "off");
+	set_for_restore("jit", "off");
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	for (i = 0; i < ntables; i++)
+		restore_table(oids[i], pointname, snap, dry_run, &deleted[i], &restored[i]);
+	rb_become_owner(&save);
+	if (!dry_run && sequences)
+		for (i = 0; i < ntables; i++)
+			reset_sequences(point_id, oids[i]);
+	rb_spi_finish_as_owner(&save);
+	AtEOXact_GUC(true, nestlevel);
+}
+
+/*
  * rollback.restore(point text, tables regclass[], dry_run bool)
  *		returns table(tbl regclass, rows_deleted int8, rows_restored int8)
  */
@@ -342,8 +382,6 @@ rollback_restore(PG_FUNCTION_ARGS)
 	TupleDesc	tupdesc;
 	Tuplestorestate *ts;
 	MemoryContext oldcxt;
-	RbOwnerSave save;
-	int			nestlevel;
 	int64	   *deleted;
 	int64	   *restored;
 	int			i = 0;
@@ -417,31 +455,8 @@ rollback_restore(PG_FUNCTION_ARGS)
 
 	deleted = palloc0(sizeof(int64) * Max(ntables, 1));
 	restored = palloc0(sizeof(int64) * Max(ntables, 1));
-
-	nestlevel = NewGUCNestLevel();
-	if (!dry_run)
-		set_for_restore("session_replication_role", "replica");
-
-	/*
-	 * The row addresses are known: fetch them (a TID scan), never scan the
-	 * table or an index for them.  The planner cannot see that: it takes
-	 * rollback._images() for 1000 rows, however many it returns.  The
-	 * disabled paths inflate costs past jit_above_cost: no JIT either.
-	 */
-	set_for_restore("enable_seqscan", "off");
-	set_for_restore("enable_indexscan", "off");
-	set_for_restore("enable_bitmapscan", "off");
-	set_for_restore("jit", "off");
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	for (i = 0; i < ntables; i++)
-		restore_table(oids[i], pointname, &snap, dry_run, &deleted[i], &restored[i]);
-	rb_become_owner(&save);
-	if (!dry_run)
-		for (i = 0; i < ntables; i++)
-			reset_sequences(point_id, oids[i]);
-	rb_spi_finish_as_owner(&save);
-	AtEOXact_GUC(true, nestlevel);
+	rb_restore_rows(point_id, pointname, &snap, oids, ntables, dry_run, true,
+					deleted, restored);
 
 	oldcxt = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)

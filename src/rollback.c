@@ -43,5 +43,7 @@ _PG_init(void)
 							NULL, NULL, NULL);
 	MarkGUCPrefixReserved("rollback");
 
+	rb_migration_init();
+	rb_journal_init();
 	rb_ddl_init();
 }

@@ -17,6 +17,8 @@
 #include "storage/itemptr.h"
 #include "utils/array.h"
 #include "utils/relcache.h"
+#include "nodes/plannodes.h"
+#include "tcop/utility.h"
 
 #include "compat.h"
 
@@ -97,6 +99,7 @@ extern void rb_internal_ddl(const char *sql);
 extern bool rb_in_internal_ddl(void);
 extern void rb_note_write(void);
 extern void rb_check_no_prior_write(const char *action);
+extern bool rb_wrote_in_xact(void);
 
 /* cache.c */
 extern void rb_cache_init(void);
@@ -116,13 +119,49 @@ extern void rb_prune_store(Oid relid);
 extern bool rb_is_tracked(Oid relid);
 extern List *rb_expand_leaves(Oid relid, bool must_be_tracked);
 extern List *rb_table_list(ArrayType *arr);
+extern int	rb_track_relation(Oid relid);
 extern Oid	rb_store_of(Oid relid);
 
 /* timetravel.c */
 extern bool rb_lsn_usable(Relation rel, const RbSnapshot *snap);
+/* what rb_new_tids returns per tuple (usable as an ItemPointer) */
+typedef struct RbNewTuple
+{
+	ItemPointerData tid;
+	uint64		xmin;			/* 64-bit raw xmin */
+} RbNewTuple;
 extern List *rb_new_tids(Relation rel, const RbSnapshot *snap);
+
+/* restore.c */
+extern void rb_restore_rows(int64 point_id, const char *pointname, const RbSnapshot *snap,
+							Oid *oids, int ntables, bool dry_run, bool sequences,
+							int64 *deleted, int64 *restored);
 
 /* ddl.c */
 extern void rb_ddl_init(void);
+
+/* migration.c */
+extern bool rollback_auto_track;
+extern void rb_migration_init(void);
+extern int64 rb_current_migration(void);
+extern bool rb_in_revert(void);
+extern void rb_migration_record_xid(void);
+extern int64 rb_start_migration(const char *version, const char *description,
+								const char *tool, const char *kind, bool is_auto,
+								List *reverts, const char *irreversible);
+extern int64 rb_start_auto_migration(void);
+extern void rb_set_xact_migration(int64 id, bool is_revert);
+extern bool rb_is_registry_name(const char *relname);
+extern bool rb_is_registry_rel(Oid relid);
+
+/* journal.c */
+extern int	rollback_irreversible_ddl;
+extern void rb_journal_init(void);
+typedef struct JournalFrame JournalFrame;
+extern JournalFrame *rb_journal_begin(PlannedStmt *pstmt, const char *queryString,
+									  ProcessUtilityContext context, bool *handled);
+extern void rb_journal_end(JournalFrame *frame);
+extern void rb_journal_abort(JournalFrame *frame);
+extern bool rb_journal_preserved(int64 migration, Oid relid);
 
 #endif							/* ROLLBACK_H */

@@ -141,10 +141,11 @@ rb_new_tids(Relation rel, const RbSnapshot *snap)
 				continue;
 			if (!rb_tuple_visible(snap, tup.t_data))
 			{
-				ItemPointer tid = palloc(sizeof(ItemPointerData));
+				RbNewTuple *nt = palloc(sizeof(RbNewTuple));
 
-				*tid = tup.t_self;
-				result = lappend(result, tid);
+				nt->tid = tup.t_self;
+				nt->xmin = rb_full_xid(HeapTupleHeaderGetRawXmin(tup.t_data));
+				result = lappend(result, nt);
 			}
 		}
 		UnlockReleaseBuffer(buf);

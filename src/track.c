@@ -66,7 +66,7 @@ catalog_oid(const char *sql, Oid arg)
 
 	values[0] = ObjectIdGetDatum(arg);
 	rb_spi_connect_as_owner(&save);
-	rb_spi_exec(sql, 1, argtypes, values, NULL, true, SPI_OK_SELECT);
+	rb_spi_exec(sql, 1, argtypes, values, NULL, false, SPI_OK_SELECT);
 	if (SPI_processed > 0)
 	{
 		bool		isnull;
@@ -459,6 +459,16 @@ track_relation(Oid relid, Oid parent)
 	return count;
 }
 
+/* rb_track_relation: track_relation for other modules (rights checked). */
+int
+rb_track_relation(Oid relid)
+{
+	CommandCounterIncrement();	/* see what another event trigger tracked */
+	if (rb_is_tracked(relid))
+		return 0;
+	return track_relation(relid, InvalidOid);
+}
+
 /*
  * drop_store: drop a leaf's capture triggers and store.  Runs inside SPI as
  * the owner.  The store's membership in the extension is removed first, as
@@ -730,6 +740,13 @@ rollback_on_ddl(PG_FUNCTION_ARGS)
 			continue;
 		}
 
+		if (lfirst_int(lc2) && rb_is_registry_rel(relid))
+		{
+			/* a migration tool's history table: track it, label from it */
+			rb_spi_exec("SELECT rollback._adopt_history()", 0, NULL, NULL, NULL, false,
+						SPI_OK_SELECT);
+			continue;
+		}
 		if (rb_is_tracked(relid))
 			track_relation(relid, InvalidOid);	/* new partitions of a tracked table */
 		else if (OidIsValid(tracked_ancestor(relid)))
@@ -810,6 +827,28 @@ rollback_on_rewrite(PG_FUNCTION_ARGS)
 		PG_RETURN_NULL();
 	relid = DatumGetObjectId(DirectFunctionCall1(pg_event_trigger_table_rewrite_oid,
 												 (Datum) 0));
+	if (rb_relinfo(relid)->snap.point_id != 0 && rb_current_migration() != 0 &&
+		rb_journal_preserved(rb_current_migration(), relid))
+	{
+		RbOwnerSave save;
+		Oid			argtypes[1] = {OIDOID};
+		Datum		values[1];
+
+		/*
+		 * The migration kept the table's content as of its point, and a
+		 * revert loads that back.  The points can no longer read this
+		 * table's past: it leaves them.
+		 */
+		values[0] = ObjectIdGetDatum(relid);
+		rb_spi_connect_as_owner(&save);
+		rb_spi_exec("DELETE FROM rollback.point_table WHERE relid = $1::regclass",
+					1, argtypes, values, NULL, false, SPI_OK_DELETE);
+		rb_spi_finish_as_owner(&save);
+		CommandCounterIncrement();
+		rb_prune_store(relid);
+		rb_invalidate(relid);
+		PG_RETURN_NULL();
+	}
 	if (rb_relinfo(relid)->snap.point_id != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),

@@ -279,6 +279,13 @@ rb_note_write(void)
 	wrote_lxid = RB_MY_LXID;
 }
 
+/* rb_wrote_in_xact: whether this transaction changed a tracked table. */
+bool
+rb_wrote_in_xact(void)
+{
+	return wrote_lxid == RB_MY_LXID;
+}
+
 /*
  * rb_check_no_prior_write: a recovery point cannot be taken after this
  * transaction changed a tracked table.  Its snapshot cannot tell this

@@ -1,0 +1,1056 @@
+/*-------------------------------------------------------------------------
+ *
+ * revert.c
+ *		Reverting migrations, schema and data, in the caller's transaction
+ *		(DESIGN.md section 4, steps 1 to 5):
+ *
+ *		1. pre-flight: the point is there, the stores are complete since
+ *		   it, nothing irreversible; locks (ACCESS EXCLUSIVE on what the DDL
+ *		   touched, EXCLUSIVE on the other tables), within lock_timeout;
+ *		2. the revert is itself recorded as a migration ("revert:<version>",
+ *		   point "before:revert:<version>"), so its own statements are
+ *		   journaled and it can be reverted in turn;
+ *		3. rows written since the point by transactions that are not the
+ *		   migration's are copied to rollback.quarantine;
+ *		4. tables whose content the migration kept, and tables it created,
+ *		   are emptied; the journal's structural undo runs newest first;
+ *		   rows are restored; kept content is loaded back; constraints and
+ *		   indexes are re-created (the journal's "post" undo); sequences
+ *		   are set back;
+ *		5. statuses, an audit entry.
+ *
+ *		With dry_run, the same steps are listed, with their row counts,
+ *		and nothing changes.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/table.h"
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "storage/lmgr.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
+#include "utils/xid8.h"
+#include "catalog/namespace.h"
+#include "access/relation.h"
+#include "utils/timestamp.h"
+
+#include "rollback.h"
+
+PG_FUNCTION_INFO_V1(rollback_revert_migration);
+PG_FUNCTION_INFO_V1(rollback_revert_to);
+
+/* One journal row, as the revert needs it. */
+typedef struct JEntry
+{
+	int64		seq;
+	char	   *tag;
+	List	   *pre;			/* C strings */
+	List	   *post;
+	char	   *readd;			/* jsonb text */
+	List	   *relids;
+	bool		creates;
+	Oid			preserved;
+	char	   *content;
+	Oid			content_oid;
+	char	   *sequences;
+} JEntry;
+
+/* The steps, as they are listed. */
+typedef struct Steps
+{
+	Tuplestorestate *ts;
+	TupleDesc	desc;
+	int			n;
+	MemoryContext cxt;
+} Steps;
+
+/* emit: one line of the result. */
+static void
+emit(Steps *st, const char *action, const char *detail, int64 rows, bool has_rows)
+{
+	Datum		values[4];
+	bool		nulls[4] = {false, false, false, !has_rows};
+	MemoryContext old = MemoryContextSwitchTo(st->cxt);
+
+	values[0] = Int32GetDatum(++st->n);
+	values[1] = CStringGetTextDatum(action);
+	values[2] = CStringGetTextDatum(detail);
+	values[3] = Int64GetDatum(rows);
+	tuplestore_putvalues(st->ts, st->desc, values, nulls);
+	MemoryContextSwitchTo(old);
+}
+
+/* cmp_u64 / cmp_oid: qsort comparators. */
+static int
+cmp_u64(const void *a, const void *b)
+{
+	uint64		x = *(const uint64 *) a;
+	uint64		y = *(const uint64 *) b;
+
+	return (x > y) - (x < y);
+}
+
+static int
+cmp_oid(const void *a, const void *b)
+{
+	Oid			x = *(const Oid *) a;
+	Oid			y = *(const Oid *) b;
+
+	return (x > y) - (x < y);
+}
+
+/* text_list: a text[] value as a List of C strings. */
+static List *
+text_list(Datum d)
+{
+	ArrayType  *arr = DatumGetArrayTypeP(d);
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+	int			i;
+	List	   *result = NIL;
+
+	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+	for (i = 0; i < n; i++)
+		if (!nulls[i])
+			result = lappend(result, TextDatumGetCString(elems[i]));
+	return result;
+}
+
+/* oid_list: an oid[] value as a List. */
+static List *
+oid_list(Datum d)
+{
+	ArrayType  *arr = DatumGetArrayTypeP(d);
+	Datum	   *elems;
+	int			n;
+	int			i;
+	List	   *result = NIL;
+
+	deconstruct_array(arr, OIDOID, sizeof(Oid), true, TYPALIGN_INT, &elems, NULL, &n);
+	for (i = 0; i < n; i++)
+		result = lappend_oid(result, DatumGetObjectId(elems[i]));
+	return result;
+}
+
+/* int8_array: migration ids as an int8[] Datum. */
+static Datum
+int8_array(List *ids)
+{
+	Datum	   *elems = palloc(sizeof(Datum) * Max(list_length(ids), 1));
+	ListCell   *lc;
+	int			n = 0;
+
+	foreach(lc, ids)
+		elems[n++] = Int64GetDatum(*(int64 *) lfirst(lc));
+	return PointerGetDatum(construct_array(elems, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+}
+
+/*
+ * render: fill in the placeholders of a journaled statement: {r:<oid>} is
+ * the relation's name now (it may have been renamed since the statement
+ * was journaled, and renamed back by the undo since).
+ */
+static char *
+render(const char *sql)
+{
+	StringInfoData buf;
+	const char *p = sql;
+
+	initStringInfo(&buf);
+	while (*p)
+	{
+		if (p[0] == '{' && p[1] == 'r' && p[2] == ':')
+		{
+			char	   *end;
+			Oid			oid = (Oid) strtoul(p + 3, &end, 10);
+
+			if (*end == '}' && get_rel_name(oid) != NULL)
+			{
+				appendStringInfoString(&buf, rb_qualified_name(oid));
+				p = end + 1;
+				continue;
+			}
+		}
+		appendStringInfoChar(&buf, *p++);
+	}
+	return buf.data;
+}
+
+/*
+ * run_as_owner: run one statement as the extension's owner, through the
+ * hooks (not as internal DDL), so that the revert's journal records it.
+ */
+static int64
+run_as_owner(const char *sql)
+{
+	RbOwnerSave save;
+	int			rc;
+	int64		n;
+
+	sql = render(sql);
+	rb_spi_connect_as_owner(&save);
+	rc = SPI_execute(sql, false, 0);
+	if (rc < 0)
+		elog(ERROR, "could not run \"%s\": %s", sql, SPI_result_code_string(rc));
+	n = (int64) SPI_processed;
+	rb_spi_finish_as_owner(&save);
+	return n;
+}
+
+/*
+ * run_rows_as_table_owner: a row statement on one table, as its owner,
+ * with user triggers and foreign keys out of the way (as in restore).
+ */
+static int64
+run_rows_as_table_owner(Oid relid, const char *sql, int expected)
+{
+	RbOwnerSave save;
+	int			nestlevel = NewGUCNestLevel();
+	int64		n;
+
+	(void) set_config_option("session_replication_role", "replica", PGC_SUSET,
+							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	rb_become_table_owner(relid, &save);
+	n = rb_spi_exec_latest(sql, 0, NULL, NULL, expected);
+	rb_restore_user(&save);
+	SPI_finish();
+	AtEOXact_GUC(true, nestlevel);
+	return n;
+}
+
+/*
+ * quarantine_table: copy to rollback.quarantine the live rows of a table
+ * that the point cannot see and that none of the migration's transactions
+ * wrote.  Returns how many (only counted with dry_run).
+ */
+static int64
+quarantine_table(Oid relid, const RbSnapshot *snap, uint64 *xids, int nxids,
+				 int64 revert_id, int64 migration_id, bool dry_run)
+{
+	Relation	rel;
+	List	   *news;
+	List	   *tids = NIL;
+	List	   *xmins = NIL;
+	ListCell   *lc;
+
+	rel = table_open(relid, NoLock);
+	PushActiveSnapshot(GetLatestSnapshot());
+	news = rb_new_tids(rel, snap);
+	PopActiveSnapshot();
+	table_close(rel, NoLock);
+	foreach(lc, news)
+	{
+		RbNewTuple *nt = lfirst(lc);
+
+		if (bsearch(&nt->xmin, xids, nxids, sizeof(uint64), cmp_u64) != NULL)
+			continue;
+		tids = lappend(tids, nt);
+		xmins = lappend(xmins, nt);
+	}
+	if (tids == NIL || dry_run)
+		return list_length(tids);
+
+	{
+		Datum	   *t = palloc(sizeof(Datum) * list_length(tids));
+		Datum	   *x = palloc(sizeof(Datum) * list_length(tids));
+		int			n = 0;
+		RbOwnerSave save;
+		Oid			argtypes[5] = {TIDARRAYOID, XID8ARRAYOID, INT8OID, INT8OID, OIDOID};
+		Datum		values[5];
+
+		foreach(lc, tids)
+		{
+			RbNewTuple *nt = lfirst(lc);
+
+			t[n] = PointerGetDatum(&nt->tid);
+			x[n] = FullTransactionIdGetDatum(FullTransactionIdFromU64(nt->xmin));
+			n++;
+		}
+		values[0] = PointerGetDatum(construct_array(t, n, TIDOID, sizeof(ItemPointerData),
+													false, TYPALIGN_SHORT));
+		values[1] = PointerGetDatum(construct_array(x, n, XID8OID, sizeof(FullTransactionId),
+													FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		values[2] = Int64GetDatum(revert_id);
+		values[3] = Int64GetDatum(migration_id);
+		values[4] = ObjectIdGetDatum(relid);
+		rb_spi_connect_as_owner(&save);
+		n = rb_spi_exec_latest(psprintf("INSERT INTO rollback.quarantine"
+										" (revert_id, migration_id, tbl, relid, row_data, xid)"
+										" SELECT $3, $4, $5::regclass::text, $5, pg_catalog.to_jsonb(t), u.x"
+										" FROM pg_catalog.unnest($1, $2) AS u(tid, x)"
+										" JOIN ONLY %s t ON t.ctid = u.tid",
+										rb_qualified_name(relid)),
+							   5, argtypes, values, SPI_OK_INSERT);
+		rb_spi_finish_as_owner(&save);
+		return n;
+	}
+}
+
+/*
+ * reload_content: insert a table's kept content back, mapping its columns
+ * (c<attnum> as of the point) to the table's columns now: the same number,
+ * or the number a re-added column got (readd: [{rel, num, name}], with
+ * "new" filled in by the undo).
+ */
+static int64
+reload_content(Oid relid, Oid content_oid, const char *content, List *remap_from, List *remap_to)
+{
+	Relation	crel;
+	Relation	rel;
+	TupleDesc	cdesc;
+	TupleDesc	desc;
+	StringInfoData cols;
+	StringInfoData vals;
+	int			i;
+
+	crel = relation_open(content_oid, AccessShareLock);
+	rel = table_open(relid, NoLock);
+	cdesc = RelationGetDescr(crel);
+	desc = RelationGetDescr(rel);
+	initStringInfo(&cols);
+	initStringInfo(&vals);
+	for (i = 0; i < cdesc->natts; i++)
+	{
+		Form_pg_attribute catt = TupleDescAttr(cdesc, i);
+		int			num = atoi(NameStr(catt->attname) + 1);
+		ListCell   *lc1;
+		ListCell   *lc2;
+		Form_pg_attribute att;
+
+		forboth(lc1, remap_from, lc2, remap_to)
+			if (lfirst_int(lc1) == num)
+				num = lfirst_int(lc2);
+		if (num < 1 || num > desc->natts)
+			continue;
+		att = TupleDescAttr(desc, num - 1);
+		if (att->attisdropped || att->attgenerated)
+			continue;
+		appendStringInfo(&cols, "%s%s", cols.len ? ", " : "",
+						 quote_identifier(NameStr(att->attname)));
+		appendStringInfo(&vals, "%sc.%s", vals.len ? ", " : "",
+						 quote_identifier(NameStr(catt->attname)));
+	}
+	table_close(rel, NoLock);
+	relation_close(crel, AccessShareLock);
+	if (cols.len == 0)
+		return run_rows_as_table_owner(relid, psprintf("INSERT INTO %s SELECT FROM %s c",
+													   rb_qualified_name(relid), content),
+									   SPI_OK_INSERT);
+	return run_rows_as_table_owner(relid,
+								   psprintf("INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM %s c",
+											rb_qualified_name(relid), cols.data, vals.data, content),
+								   SPI_OK_INSERT);
+}
+
+/*
+ * sequence_commands: the statements that set sequences back to the
+ * values in a point_table.sequences value.
+ */
+static List *
+sequence_commands(const char *json)
+{
+	RbOwnerSave save;
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		values[1];
+	List	   *cmds = NIL;
+	MemoryContext cxt = CurrentMemoryContext;
+	uint64		i;
+
+	if (json == NULL)
+		return NIL;
+	values[0] = CStringGetTextDatum(json);
+	rb_spi_connect_as_owner(&save);
+	rb_spi_exec("SELECT CASE WHEN n.next BETWEEN q.seqmin AND q.seqmax"
+				"  THEN pg_catalog.format('ALTER SEQUENCE %s RESTART WITH %s', q.seqrelid::regclass, n.next)"
+				"  ELSE pg_catalog.format('SELECT pg_catalog.setval(%L, %s, %s)', q.seqrelid::regclass,"
+				"    s->>'last_value', s->>'is_called') END"
+				" FROM pg_catalog.jsonb_array_elements($1::jsonb) s"
+				" JOIN pg_catalog.pg_sequence q ON q.seqrelid = pg_catalog.to_regclass(s->>'seq'),"
+				" LATERAL (SELECT (s->>'last_value')::numeric"
+				"   + CASE WHEN (s->>'is_called')::bool THEN q.seqincrement ELSE 0 END AS next) n",
+				1, argtypes, values, NULL, false, SPI_OK_SELECT);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+
+		cmds = lappend(cmds, pstrdup(SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1)));
+		MemoryContextSwitchTo(old);
+	}
+	rb_spi_finish_as_owner(&save);
+	return cmds;
+}
+
+/*
+ * revert: revert these migrations (newest first) to the point of the
+ * oldest.  label names the revert ("revert:<version>").
+ */
+static void
+revert(List *migs, const char *label, const char *first_version, bool dry_run,
+	   const char *reason, Steps *st)
+{
+	RbOwnerSave save;
+	Oid			argtypes[1] = {INT8ARRAYOID};
+	Datum		values[1];
+	MemoryContext cxt = CurrentMemoryContext;
+	int64		base_point = 0;
+	char	   *pointname = NULL;
+	char	   *irreversible = NULL;
+	RbSnapshot	snap;
+	uint64	   *xids;
+	int			nxids;
+	List	   *entries = NIL;
+	List	   *ptables;
+	List	   *created = NIL;
+	List	   *preserved = NIL;
+	List	   *ddlrels = NIL;
+	List	   *all = NIL;
+	List	   *remap_rel = NIL;
+	List	   *remap_from = NIL;
+	List	   *remap_to = NIL;
+	ListCell   *lc;
+	int64		revert_id = 0;
+	int64		newest = *(int64 *) linitial(migs);
+	int64		nquarantined = 0;
+	int64		ndeleted = 0;
+	int64		nrestored = 0;
+	int64		nundo = 0;
+	TimestampTz started = GetCurrentTimestamp();
+	uint64		i;
+
+	values[0] = int8_array(migs);
+	rb_spi_connect_as_owner(&save);
+
+	/* the point of the oldest migration, and anything irreversible */
+	rb_spi_exec("SELECT m.point_id, p.name, (SELECT string_agg(x.version || ': ' || x.irreversible, '; ')"
+				"  FROM rollback.migration x WHERE x.id = ANY ($1) AND x.irreversible IS NOT NULL)"
+				" FROM rollback.migration m LEFT JOIN rollback.point p ON p.id = m.point_id"
+				" WHERE m.id = (SELECT min(id) FROM pg_catalog.unnest($1) id)",
+				1, argtypes, values, NULL, false, SPI_OK_SELECT);
+	{
+		bool		isnull;
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+
+		if (!isnull)
+			base_point = DatumGetInt64(d);
+		pointname = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+		irreversible = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3);
+		MemoryContextSwitchTo(old);
+	}
+	if (irreversible != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("migration %s cannot be reverted", first_version),
+				 errdetail("It is irreversible: %s", irreversible)));
+	if (base_point == 0 || pointname == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("cannot revert migration %s: its recovery point no longer exists",
+						first_version),
+				 errdetail("The point was dropped or purged, so the state before the migration is gone.")));
+
+	/* the migrations' transactions */
+	rb_spi_exec("SELECT DISTINCT xid::text FROM rollback.migration_xact WHERE migration_id = ANY ($1)",
+				1, argtypes, values, NULL, false, SPI_OK_SELECT);
+	nxids = (int) SPI_processed;
+	xids = MemoryContextAlloc(cxt, sizeof(uint64) * Max(nxids, 1));
+	for (i = 0; i < SPI_processed; i++)
+		xids[i] = (uint64) strtoull(SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1), NULL, 10);
+	qsort(xids, nxids, sizeof(uint64), cmp_u64);
+
+	/* the journal, newest first */
+	rb_spi_exec("SELECT seq, command_tag, undo_pre, undo_post, readd::text, relids,"
+				" cardinality(created) > 0 AND holding IS NULL, preserved, content::text, sequences::text, content::oid"
+				" FROM rollback.journal WHERE migration_id = ANY ($1) ORDER BY seq DESC",
+				1, argtypes, values, NULL, false, SPI_OK_SELECT);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+		JEntry	   *e = palloc0(sizeof(JEntry));
+		bool		isnull;
+		Datum		d;
+
+		e->seq = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+		e->tag = SPI_getvalue(tup, desc, 2);
+		e->pre = text_list(SPI_getbinval(tup, desc, 3, &isnull));
+		e->post = text_list(SPI_getbinval(tup, desc, 4, &isnull));
+		e->readd = SPI_getvalue(tup, desc, 5);
+		e->relids = oid_list(SPI_getbinval(tup, desc, 6, &isnull));
+		e->creates = DatumGetBool(SPI_getbinval(tup, desc, 7, &isnull));
+		d = SPI_getbinval(tup, desc, 8, &isnull);
+		e->preserved = isnull ? InvalidOid : DatumGetObjectId(d);
+		e->content = SPI_getvalue(tup, desc, 9);
+		e->sequences = SPI_getvalue(tup, desc, 10);
+		d = SPI_getbinval(tup, desc, 11, &isnull);
+		e->content_oid = isnull ? InvalidOid : DatumGetObjectId(d);
+		entries = lappend(entries, e);
+		if (e->creates)
+			created = list_concat_unique_oid(created, e->relids);
+		else if (OidIsValid(e->preserved))
+			preserved = lappend(preserved, e);
+		else
+			ddlrels = list_concat_unique_oid(ddlrels, e->relids);
+		MemoryContextSwitchTo(old);
+	}
+	rb_spi_finish_as_owner(&save);
+
+	ptables = rb_point_tables(base_point);
+	if (!rb_point_load(base_point, cxt, &snap))
+		elog(ERROR, "recovery point %s vanished", pointname);
+
+	/* pre-flight: the point's tables are all still captured */
+	foreach(lc, ptables)
+	{
+		if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(lfirst_oid(lc))))
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_TABLE),
+					 errmsg("cannot revert migration %s: a table of its point no longer exists",
+							first_version)));
+		if (!rb_is_tracked(lfirst_oid(lc)))
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("cannot revert migration %s: table \"%s\" is no longer tracked",
+							first_version, get_rel_name(lfirst_oid(lc))),
+					 errdetail("Its history since the point is incomplete.")));
+	}
+	emit(st, "check", psprintf("%s: point %s present, stores complete, nothing irreversible",
+							   label + strlen("revert:"), pointname), 0, false);
+
+	/* locks, in OID order: ACCESS EXCLUSIVE where DDL ran, else EXCLUSIVE */
+	all = list_concat_unique_oid(list_copy(ptables), ddlrels);
+	all = list_concat_unique_oid(all, created);
+	foreach(lc, preserved)
+		all = list_append_unique_oid(all, ((JEntry *) lfirst(lc))->preserved);
+	{
+		int			n = 0;
+		Oid		   *oids = palloc(sizeof(Oid) * Max(list_length(all), 1));
+		List	   *kept = NIL;
+
+		foreach(lc, all)
+			if (SearchSysCacheExists1(RELOID, ObjectIdGetDatum(lfirst_oid(lc))))
+				oids[n++] = lfirst_oid(lc);
+		qsort(oids, n, sizeof(Oid), cmp_oid);
+		for (i = 0; i < (uint64) n; i++)
+		{
+			bool		ael = list_member_oid(ddlrels, oids[i]) || list_member_oid(created, oids[i]);
+
+			foreach(lc, preserved)
+				if (((JEntry *) lfirst(lc))->preserved == oids[i])
+					ael = true;
+			if (!dry_run)
+				LockRelationOid(oids[i], ael ? AccessExclusiveLock : ExclusiveLock);
+			emit(st, "lock", psprintf("%s on %s", ael ? "ACCESS EXCLUSIVE" : "EXCLUSIVE",
+									  rb_qualified_name(oids[i])), 0, false);
+			kept = lappend_oid(kept, oids[i]);
+		}
+		all = kept;
+	}
+
+	/* the revert is a migration of its own, with its point */
+	if (!dry_run)
+	{
+		revert_id = rb_start_migration(label, reason, "rollback", "revert", false, migs, NULL);
+		rb_set_xact_migration(revert_id, true);
+	}
+	emit(st, "point", psprintf("before:%s, so that the revert can be reverted", label), 0, false);
+
+	/* rows others wrote since the point */
+	foreach(lc, all)
+	{
+		Oid			relid = lfirst_oid(lc);
+		char		kind = get_rel_relkind(relid);
+		int64		n;
+
+		if (kind != RELKIND_RELATION || !rb_is_tracked(relid))
+			continue;
+		n = quarantine_table(relid, &snap, xids, nxids, revert_id, newest, dry_run);
+		nquarantined += n;
+		if (n > 0)
+			emit(st, "quarantine", psprintf("%s: rows written by other transactions since the point, copied to rollback.quarantine",
+											rb_qualified_name(relid)), n, true);
+	}
+
+	/* tables whose content comes back whole, and new tables, are emptied */
+	foreach(lc, all)
+	{
+		Oid			relid = lfirst_oid(lc);
+		bool		kept = false;
+		ListCell   *lc2;
+		int64		n = 0;
+
+		foreach(lc2, preserved)
+			if (((JEntry *) lfirst(lc2))->preserved == relid)
+				kept = true;
+		if ((!kept && !list_member_oid(created, relid)) ||
+			get_rel_relkind(relid) != RELKIND_RELATION)
+			continue;
+		if (dry_run)
+		{
+			rb_spi_connect_as_owner(&save);
+			rb_spi_exec(psprintf("SELECT count(*) FROM ONLY %s", rb_qualified_name(relid)),
+						0, NULL, NULL, NULL, false, SPI_OK_SELECT);
+			{
+				bool		isnull;
+
+				n = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+			}
+			rb_spi_finish_as_owner(&save);
+		}
+		else
+			n = run_rows_as_table_owner(relid, psprintf("DELETE FROM ONLY %s", rb_qualified_name(relid)),
+											SPI_OK_DELETE);
+		ndeleted += n;
+		emit(st, "empty", psprintf("%s: %s", rb_qualified_name(relid),
+								   kept ? "delete every row; its content as of the point is loaded back below"
+								   : "delete every row of a table the migration created"), n, true);
+	}
+
+	/* structural undo, newest first */
+	foreach(lc, entries)
+	{
+		JEntry	   *e = lfirst(lc);
+		ListCell   *lc2;
+
+		foreach(lc2, e->pre)
+		{
+			emit(st, "undo", render((char *) lfirst(lc2)), 0, false);
+			nundo++;
+			if (!dry_run)
+				run_as_owner((char *) lfirst(lc2));
+		}
+		if (!dry_run && e->readd != NULL && strcmp(e->readd, "[]") != 0)
+		{
+			Oid			argtypes2[1] = {TEXTOID};
+			Datum		values2[1];
+
+			/* the number each re-added column got */
+			values2[0] = CStringGetTextDatum(e->readd);
+			rb_spi_connect_as_owner(&save);
+			rb_spi_exec("SELECT (r->>'rel')::oid, (r->>'num')::int, a.attnum::int"
+						" FROM pg_catalog.jsonb_array_elements($1::jsonb) r"
+						" JOIN pg_catalog.pg_attribute a ON a.attrelid = (r->>'rel')::oid"
+						"  AND a.attname = r->>'name' AND NOT a.attisdropped",
+						1, argtypes2, values2, NULL, false, SPI_OK_SELECT);
+			for (i = 0; i < SPI_processed; i++)
+			{
+				bool		isnull;
+				HeapTuple	tup = SPI_tuptable->vals[i];
+				TupleDesc	desc = SPI_tuptable->tupdesc;
+				MemoryContext old = MemoryContextSwitchTo(cxt);
+
+				remap_rel = lappend_oid(remap_rel, DatumGetObjectId(SPI_getbinval(tup, desc, 1, &isnull)));
+				remap_from = lappend_int(remap_from, DatumGetInt32(SPI_getbinval(tup, desc, 2, &isnull)));
+				remap_to = lappend_int(remap_to, DatumGetInt32(SPI_getbinval(tup, desc, 3, &isnull)));
+				MemoryContextSwitchTo(old);
+			}
+			rb_spi_finish_as_owner(&save);
+		}
+	}
+
+	/* rows, from the stores */
+	{
+		int			n = 0;
+		Oid		   *oids = palloc(sizeof(Oid) * Max(list_length(ptables), 1));
+		int64	   *del;
+		int64	   *res;
+		int			k;
+
+		foreach(lc, ptables)
+		{
+			bool		kept = false;
+			ListCell   *lc2;
+
+			foreach(lc2, preserved)
+				if (((JEntry *) lfirst(lc2))->preserved == lfirst_oid(lc))
+					kept = true;
+			if (!kept)
+				oids[n++] = lfirst_oid(lc);
+		}
+		del = palloc0(sizeof(int64) * Max(n, 1));
+		res = palloc0(sizeof(int64) * Max(n, 1));
+		rb_restore_rows(base_point, pointname, &snap, oids, n, dry_run, true, del, res);
+		for (k = 0; k < n; k++)
+		{
+			ndeleted += del[k];
+			nrestored += res[k];
+			if (del[k] + res[k] > 0)
+				emit(st, "restore", psprintf("%s: " INT64_FORMAT " rows deleted, " INT64_FORMAT " restored as of %s",
+											 rb_qualified_name(oids[k]), del[k], res[k], pointname),
+					 del[k] + res[k], true);
+		}
+	}
+
+	/* kept content back */
+	foreach(lc, preserved)
+	{
+		JEntry	   *e = lfirst(lc);
+		int64		n;
+		List	   *from = NIL;
+		List	   *to = NIL;
+		ListCell   *a;
+		ListCell   *b;
+		ListCell   *c;
+
+		if (dry_run)
+		{
+			rb_spi_connect_as_owner(&save);
+			rb_spi_exec(psprintf("SELECT count(*) FROM %s", e->content), 0, NULL, NULL, NULL, true,
+						SPI_OK_SELECT);
+			{
+				bool		isnull;
+
+				n = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+			}
+			rb_spi_finish_as_owner(&save);
+		}
+		else
+		{
+			forthree(a, remap_rel, b, remap_from, c, remap_to)
+				if (lfirst_oid(a) == e->preserved)
+				{
+					from = lappend_int(from, lfirst_int(b));
+					to = lappend_int(to, lfirst_int(c));
+				}
+			n = reload_content(e->preserved, e->content_oid, e->content, from, to);
+		}
+		nrestored += n;
+		emit(st, "reload", psprintf("%s: content as of %s, kept before %s",
+									rb_qualified_name(e->preserved), pointname, e->content), n, true);
+	}
+
+	/* constraints, NOT NULL, indexes: once the rows are back */
+	foreach(lc, entries)
+	{
+		JEntry	   *e = lfirst(lc);
+		ListCell   *lc2;
+
+		foreach(lc2, e->post)
+		{
+			emit(st, "undo", render((char *) lfirst(lc2)), 0, false);
+			nundo++;
+			if (!dry_run)
+				run_as_owner((char *) lfirst(lc2));
+		}
+	}
+
+	/* sequences of the kept tables (the others were set with their rows) */
+	foreach(lc, preserved)
+	{
+		JEntry	   *e = lfirst(lc);
+		ListCell   *lc2;
+
+		foreach(lc2, sequence_commands(e->sequences))
+		{
+			emit(st, "sequence", (char *) lfirst(lc2), 0, false);
+			if (!dry_run)
+			{
+				rb_spi_connect_as_owner(&save);
+				rb_internal_ddl((char *) lfirst(lc2));
+				rb_spi_finish_as_owner(&save);
+			}
+		}
+	}
+	if (dry_run)
+		foreach(lc, ptables)
+		{
+			Oid			argtypes2[2] = {INT8OID, OIDOID};
+			Datum		values2[2];
+			ListCell   *lc2;
+			char	   *json = NULL;
+
+			values2[0] = Int64GetDatum(base_point);
+			values2[1] = ObjectIdGetDatum(lfirst_oid(lc));
+			rb_spi_connect_as_owner(&save);
+			rb_spi_exec("SELECT sequences::text FROM rollback.point_table"
+						" WHERE point_id = $1 AND relid = $2::regclass",
+						2, argtypes2, values2, NULL, false, SPI_OK_SELECT);
+			if (SPI_processed == 1)
+			{
+				MemoryContext old = MemoryContextSwitchTo(cxt);
+
+				json = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+				MemoryContextSwitchTo(old);
+			}
+			rb_spi_finish_as_owner(&save);
+			foreach(lc2, sequence_commands(json))
+				emit(st, "sequence", (char *) lfirst(lc2), 0, false);
+		}
+
+	if (dry_run)
+	{
+		emit(st, "record", "the migration would be marked reverted and the revert written to rollback.audit_log",
+			 0, false);
+		return;
+	}
+
+	/* statuses and the audit entry */
+	{
+		Oid			argtypes2[9] = {INT8ARRAYOID, INT8OID, TEXTOID, TEXTOID, INT8OID, INT8OID,
+		INT8OID, INT8OID, FLOAT8OID};
+		Datum		values2[9];
+		char		nulls2[9] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+
+		values2[0] = values[0];
+		values2[1] = Int64GetDatum(revert_id);
+		if (reason)
+			values2[2] = CStringGetTextDatum(reason);
+		else
+			nulls2[2] = 'n';
+		values2[3] = CStringGetTextDatum(pointname);
+		values2[4] = Int64GetDatum(nquarantined);
+		values2[5] = Int64GetDatum(ndeleted);
+		values2[6] = Int64GetDatum(nrestored);
+		values2[7] = Int64GetDatum(nundo);
+		values2[8] = Float8GetDatum((double) (GetCurrentTimestamp() - started) / 1000.0);
+		rb_spi_connect_as_owner(&save);
+		rb_spi_exec("UPDATE rollback.migration SET status = 'reverted',"
+					" reverted_at = pg_catalog.clock_timestamp(), reverted_by = $2"
+					" WHERE id = ANY ($1)",
+					2, argtypes2, values2, nulls2, false, SPI_OK_UPDATE);
+		rb_spi_exec("UPDATE rollback.migration SET status = 'applied',"
+					" applied_at = pg_catalog.clock_timestamp() WHERE id = $2",
+					2, argtypes2, values2, nulls2, false, SPI_OK_UPDATE);
+		rb_spi_exec("INSERT INTO rollback.audit_log (action, migration_id, reason, detail)"
+					" SELECT 'revert', $1[1], $3, pg_catalog.jsonb_build_object("
+					"  'migrations', (SELECT pg_catalog.jsonb_agg(m.version ORDER BY m.id DESC)"
+					"    FROM rollback.migration m WHERE m.id = ANY ($1)),"
+					"  'revert_id', $2, 'point', $4, 'quarantined', $5, 'rows_deleted', $6,"
+					"  'rows_restored', $7, 'ddl_undone', $8, 'duration_ms', $9)",
+					9, argtypes2, values2, nulls2, false, SPI_OK_INSERT);
+		rb_spi_finish_as_owner(&save);
+	}
+	rb_set_xact_migration(0, false);
+	emit(st, "record", psprintf("%s reverted (revert id " INT64_FORMAT "), audit entry written",
+								label + strlen("revert:"), revert_id), 0, false);
+}
+
+/*
+ * find_migration: the id, version, kind and status of a migration named
+ * by version (the newest of that version) or by id.
+ */
+static int64
+find_migration(const char *name, char **version, char **kind, char **status)
+{
+	RbOwnerSave save;
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		values[1];
+	int64		id = 0;
+	MemoryContext cxt = CurrentMemoryContext;
+
+	values[0] = CStringGetTextDatum(name);
+	rb_spi_connect_as_owner(&save);
+	rb_spi_exec("SELECT id, version, kind, status FROM rollback.migration"
+				" WHERE version = $1 OR (id::text = $1 AND NOT EXISTS"
+				"  (SELECT 1 FROM rollback.migration WHERE version = $1))"
+				" ORDER BY id DESC LIMIT 1",
+				1, argtypes, values, NULL, false, SPI_OK_SELECT);
+	if (SPI_processed == 1)
+	{
+		bool		isnull;
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+
+		id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		*version = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+		*kind = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3);
+		*status = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4);
+		MemoryContextSwitchTo(old);
+	}
+	rb_spi_finish_as_owner(&save);
+	if (id == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("migration \"%s\" does not exist", name)));
+	return id;
+}
+
+/* check_revertable: the checks that do not need the journal. */
+static void
+check_revertable(int64 id, const char *version, const char *kind, const char *status)
+{
+	RbOwnerSave save;
+	Oid			argtypes[2] = {INT8OID, BOOLOID};
+	Datum		values[2];
+	char	   *later = NULL;
+
+	if (strcmp(status, "reverted") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("migration %s is already reverted", version)));
+	if (strcmp(status, "running") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("migration %s is still running", version),
+				 errhint("End it with rollback.end_migration() first.")));
+	values[0] = Int64GetDatum(id);
+	values[1] = BoolGetDatum(strcmp(kind, "revert") == 0);
+	rb_spi_connect_as_owner(&save);
+	rb_spi_exec("SELECT version FROM rollback.migration WHERE id > $1"
+				" AND status NOT IN ('reverted') AND (kind = 'migration' OR $2)"
+				" ORDER BY id DESC LIMIT 1",
+				2, argtypes, values, NULL, false, SPI_OK_SELECT);
+	if (SPI_processed == 1)
+		later = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	rb_spi_finish_as_owner(&save);
+	if (later != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("migration %s is not the last one applied", version),
+				 errdetail("Migration %s was applied after it.", later),
+				 errhint("Revert the later migrations first, or use rollback.revert_to().")));
+}
+
+/* start_steps: the result set of a revert function. */
+static Steps *
+start_steps(FunctionCallInfo fcinfo)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	Steps	   *st = palloc0(sizeof(Steps));
+	MemoryContext old;
+
+	if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo) ||
+		!(rsinfo->allowedModes & SFRM_Materialize))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("set-valued function called in context that cannot accept a set")));
+	if (!rb_is_admin())
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to revert a migration"),
+				 errdetail("Only superusers and members of rollback_admin may do this.")));
+	if (rb_current_migration() != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("cannot revert a migration while one is in progress in this session")));
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("dry_run must not be null")));
+	st->cxt = rsinfo->econtext->ecxt_per_query_memory;
+	old = MemoryContextSwitchTo(st->cxt);
+	if (get_call_result_type(fcinfo, NULL, &st->desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	st->desc = CreateTupleDescCopy(st->desc);
+	st->ts = tuplestore_begin_heap(true, false, work_mem);
+	MemoryContextSwitchTo(old);
+	rsinfo->returnMode = SFRM_Materialize;
+	rsinfo->setResult = st->ts;
+	rsinfo->setDesc = st->desc;
+	return st;
+}
+
+/*
+ * rollback.revert_migration(migration text, dry_run bool, reason text)
+ *		returns table(step int, action text, detail text, rows int8)
+ */
+Datum
+rollback_revert_migration(PG_FUNCTION_ARGS)
+{
+	Steps	   *st = start_steps(fcinfo);
+	int64	   *id = palloc(sizeof(int64));
+	char	   *version = NULL;
+	char	   *kind = NULL;
+	char	   *status = NULL;
+
+	if (PG_ARGISNULL(0))
+	{
+		RbOwnerSave save;
+		char	   *name = NULL;
+
+		rb_spi_connect_as_owner(&save);
+		rb_spi_exec("SELECT id::text FROM rollback.migration WHERE kind = 'migration'"
+					" AND status IN ('applied', 'verified', 'failed') ORDER BY id DESC LIMIT 1",
+					0, NULL, NULL, NULL, false, SPI_OK_SELECT);
+		if (SPI_processed == 1)
+			name = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+		rb_spi_finish_as_owner(&save);
+		if (name == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("there is no applied migration to revert")));
+		*id = find_migration(name, &version, &kind, &status);
+	}
+	else
+		*id = find_migration(text_to_cstring(PG_GETARG_TEXT_PP(0)), &version, &kind, &status);
+	check_revertable(*id, version, kind, status);
+	revert(list_make1(id), psprintf("revert:%s", version), version, PG_GETARG_BOOL(1),
+		   PG_ARGISNULL(2) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(2)), st);
+	return (Datum) 0;
+}
+
+/*
+ * rollback.revert_to(migration text, dry_run bool, reason text)
+ *		Reverts every migration applied after the named one, newest first,
+ *		as one revert to the point of the oldest of them.
+ */
+Datum
+rollback_revert_to(PG_FUNCTION_ARGS)
+{
+	Steps	   *st = start_steps(fcinfo);
+	char	   *version = NULL;
+	char	   *kind = NULL;
+	char	   *status = NULL;
+	int64		target;
+	List	   *ids = NIL;
+	char	   *newest = NULL;
+	char	   *oldest = NULL;
+	RbOwnerSave save;
+	Oid			argtypes[1] = {INT8OID};
+	Datum		values[1];
+	uint64		i;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("migration must not be null")));
+	target = find_migration(text_to_cstring(PG_GETARG_TEXT_PP(0)), &version, &kind, &status);
+	values[0] = Int64GetDatum(target);
+	rb_spi_connect_as_owner(&save);
+	rb_spi_exec("SELECT id, version, status FROM rollback.migration WHERE id > $1"
+				" AND kind = 'migration' AND status <> 'reverted' ORDER BY id DESC",
+				1, argtypes, values, NULL, false, SPI_OK_SELECT);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		MemoryContext old = MemoryContextSwitchTo(st->cxt);
+		int64	   *id = palloc(sizeof(int64));
+		char	   *v = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
+
+		*id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+		if (strcmp(SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 3), "running") == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("migration %s is still running", v)));
+		ids = lappend(ids, id);
+		if (newest == NULL)
+			newest = v;
+		oldest = v;
+		MemoryContextSwitchTo(old);
+	}
+	rb_spi_finish_as_owner(&save);
+	if (ids == NIL)
+	{
+		ereport(NOTICE,
+				(errmsg("no migration was applied after %s", version)));
+		return (Datum) 0;
+	}
+	revert(ids, list_length(ids) == 1 ? psprintf("revert:%s", oldest)
+		   : psprintf("revert:%s..%s", oldest, newest), oldest, PG_GETARG_BOOL(1),
+		   PG_ARGISNULL(2) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(2)), st);
+	return (Datum) 0;
+}
