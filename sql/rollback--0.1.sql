@@ -506,6 +506,13 @@ SELECT jsonb_build_object('class', 'obj', 'classid', classid, 'oid', objid,
 $$;
 COMMENT ON FUNCTION rollback._obj_state(pg_catalog.oid, pg_catalog.oid) IS 'Definition of a function, type or schema as the migration journal compares it';
 
+/* _acl: an acl kept as jsonb, back as text[] (NULL: the default) */
+CREATE FUNCTION rollback._acl(j pg_catalog.jsonb) RETURNS pg_catalog.text[]
+	LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+SELECT CASE WHEN jsonb_typeof(j) = 'array' THEN ARRAY(SELECT jsonb_array_elements_text(j)) END
+$$;
+COMMENT ON FUNCTION rollback._acl(pg_catalog.jsonb) IS 'An access control list kept as jsonb, as text[]';
+
 /*
  * _acl_undo: statements that set the privileges on target back from acl a
  * to acl b (NULL: the type's default for the owner).  target is e.g.
@@ -517,19 +524,23 @@ CREATE FUNCTION rollback._acl_undo(target pg_catalog.text, cols pg_catalog.text,
 								   owner pg_catalog.text, deftype pg_catalog."char")
 	RETURNS pg_catalog.text[]
 	LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+WITH acl(which, items) AS (
+	/* NULL is the type's default; an empty list explodes to no rows */
+	SELECT x.which, CASE WHEN x.v IS NULL AND cols IS NULL THEN acldefault(deftype, owner::regrole)
+						 WHEN cardinality(x.v) = 0 THEN NULL ELSE x.v::aclitem[] END
+	  FROM (VALUES ('b', b), ('a', a)) AS x(which, v)
+)
 SELECT ARRAY(
 	SELECT format('REVOKE ALL%s ON %s FROM %s', coalesce(' (' || cols || ')', ''), target,
 				  string_agg(DISTINCT CASE WHEN g = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(g)) END, ', '))
-	  FROM (SELECT (aclexplode(coalesce(a::aclitem[],
-					CASE WHEN cols IS NULL THEN acldefault(deftype, owner::regrole) END))).grantee AS g
+	  FROM (SELECT (aclexplode(items)).grantee AS g FROM acl WHERE which = 'a'
 			UNION SELECT 0 WHERE cols IS NULL) r
 	HAVING count(*) > 0
 	UNION ALL
 	SELECT format('GRANT %s%s ON %s TO %s%s', e.privilege_type, coalesce(' (' || cols || ')', ''), target,
 				  CASE WHEN e.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(e.grantee)) END,
 				  CASE WHEN e.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END)
-	  FROM aclexplode(coalesce(b::aclitem[],
-			CASE WHEN cols IS NULL THEN acldefault(deftype, owner::regrole) END)) e)
+	  FROM acl, aclexplode(acl.items) e WHERE acl.which = 'b')
 $$;
 COMMENT ON FUNCTION rollback._acl_undo(pg_catalog.text, pg_catalog.text, pg_catalog.text[], pg_catalog.text[], pg_catalog.text, pg_catalog."char") IS 'Statements that set privileges back';
 
@@ -562,9 +573,9 @@ BEGIN
 		IF b->>'comment' IS NOT NULL THEN
 			pre := pre || format('COMMENT ON SCHEMA %s IS %L', b->>'ident', b->>'comment');
 		END IF;
-		IF b->'acl' <> 'null' THEN
+		IF jsonb_typeof(b->'acl') = 'array' THEN
 			pre := pre || rollback._acl_undo('SCHEMA ' || (b->>'ident'), NULL,
-				ARRAY(SELECT jsonb_array_elements_text(b->'acl')), NULL, b->>'owner', 'n');
+				rollback._acl(b->'acl'), NULL, b->>'owner', 'n'::"char");
 		END IF;
 		RETURN jsonb_build_object('pre', pre, 'post', post, 'readd', readd, 'irreversible', irr);
 	END IF;
@@ -580,7 +591,8 @@ BEGIN
 	IF b->>'class' = 'obj' THEN
 		kw := CASE b->>'type' WHEN 'composite type' THEN 'TYPE' WHEN 'enum type' THEN 'TYPE'
 			  ELSE upper(b->>'type') END;
-		IF b->>'def' IS DISTINCT FROM a->>'def' THEN
+		IF b->>'def' IS DISTINCT FROM a->>'def' AND b->>'schema' IS NOT DISTINCT FROM a->>'schema'
+		   AND b->>'name' = a->>'name' THEN
 			pre := pre || (b->>'def');
 		END IF;
 		IF b->>'comment' IS DISTINCT FROM a->>'comment' THEN
@@ -588,9 +600,9 @@ BEGIN
 		END IF;
 		IF b->'acl' IS DISTINCT FROM a->'acl' THEN
 			pre := pre || rollback._acl_undo(kw || ' ' || t, NULL,
-				ARRAY(SELECT jsonb_array_elements_text(b->'acl')),
-				ARRAY(SELECT jsonb_array_elements_text(a->'acl')), a->>'owner',
-				CASE kw WHEN 'SCHEMA' THEN 'n' WHEN 'TYPE' THEN 'T' WHEN 'DOMAIN' THEN 'T' ELSE 'f' END);
+				rollback._acl(b->'acl'),
+				rollback._acl(a->'acl'), a->>'owner',
+				(CASE kw WHEN 'SCHEMA' THEN 'n' WHEN 'TYPE' THEN 'T' WHEN 'DOMAIN' THEN 'T' ELSE 'f' END)::"char");
 		END IF;
 		IF b->>'owner' IS DISTINCT FROM a->>'owner' THEN
 			pre := pre || format('ALTER %s %s OWNER TO %I', kw, t, b->>'owner');
@@ -721,9 +733,9 @@ BEGIN
 			IF y->>'comment' IS NOT NULL THEN
 				post := post || format('COMMENT ON COLUMN %s.%I IS %L', t, y->>'name', y->>'comment');
 			END IF;
-			IF y->'acl' <> 'null' THEN
+			IF jsonb_typeof(y->'acl') = 'array' THEN
 				post := post || rollback._acl_undo(kw || ' ' || t, quote_ident(y->>'name'),
-					ARRAY(SELECT jsonb_array_elements_text(y->'acl')), NULL, NULL, 'c');
+					rollback._acl(y->'acl'), NULL, NULL, 'c'::"char");
 			END IF;
 			CONTINUE;
 		END IF;
@@ -760,8 +772,8 @@ BEGIN
 		END IF;
 		IF y->'acl' IS DISTINCT FROM x->'acl' THEN
 			pre := pre || rollback._acl_undo(kw || ' ' || t, quote_ident(x->>'name'),
-				ARRAY(SELECT jsonb_array_elements_text(y->'acl')),
-				ARRAY(SELECT jsonb_array_elements_text(x->'acl')), NULL, 'c');
+				rollback._acl(y->'acl'),
+				rollback._acl(x->'acl'), NULL, 'c'::"char");
 		END IF;
 		IF y->'stats' <> x->'stats' THEN
 			pre := pre || format('ALTER TABLE %s ALTER COLUMN %I SET STATISTICS %s', t, x->>'name', y->>'stats');
@@ -782,9 +794,9 @@ BEGIN
 	END IF;
 	IF b->'acl' IS DISTINCT FROM a->'acl' THEN
 		pre := pre || rollback._acl_undo(CASE kw WHEN 'SEQUENCE' THEN 'SEQUENCE ' ELSE 'TABLE ' END || t, NULL,
-			ARRAY(SELECT jsonb_array_elements_text(b->'acl')),
-			ARRAY(SELECT jsonb_array_elements_text(a->'acl')), b->>'owner',
-			CASE kw WHEN 'SEQUENCE' THEN 's' ELSE 'r' END);
+			rollback._acl(b->'acl'),
+			rollback._acl(a->'acl'), b->>'owner',
+			(CASE kw WHEN 'SEQUENCE' THEN 's' ELSE 'r' END)::"char");
 	END IF;
 	IF b->>'comment' IS DISTINCT FROM a->>'comment' THEN
 		pre := pre || format('COMMENT ON %s %s IS %s', kw, t, coalesce(quote_literal(b->>'comment'), 'NULL'));
@@ -896,6 +908,11 @@ SELECT CASE
 		   FROM pg_identify_object(d.classid, d.objid, 0) o)
 	END
   FROM deps d
+UNION ALL
+/* a table's own foreign keys: a held table must not keep referencing others */
+SELECT format('ALTER TABLE %s DROP CONSTRAINT IF EXISTS %I', k.conrelid::regclass, k.conname)
+  FROM pg_constraint k
+ WHERE cls = 'pg_class'::regclass AND k.conrelid = obj AND k.contype = 'f' AND k.conparentid = 0
 $$;
 COMMENT ON FUNCTION rollback._drop_dependents(pg_catalog.oid, pg_catalog.oid) IS 'What DROP ... CASCADE would drop with an object, as statements; NULL where the journal could not re-create it';
 

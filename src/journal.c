@@ -978,6 +978,7 @@ drop_move(DropStmt *stmt, JournalFrame *f, bool *unsupported)
 {
 	List	   *addrs = NIL;
 	List	   *deps = NIL;
+	List	   *ownfks = NIL;
 	ListCell   *lc;
 	RbOwnerSave save;
 
@@ -1030,15 +1031,23 @@ drop_move(DropStmt *stmt, JournalFrame *f, bool *unsupported)
 
 		values[0] = ObjectIdGetDatum(addr->classId);
 		values[1] = ObjectIdGetDatum(addr->objectId);
-		rb_spi_exec("SELECT stmt FROM rollback._drop_dependents($1, $2)",
+		rb_spi_exec("SELECT stmt, stmt LIKE 'ALTER TABLE ' || $2::regclass::text || ' DROP CONSTRAINT %'"
+					" AND $1 = 'pg_catalog.pg_class'::pg_catalog.regclass"
+					" FROM rollback._drop_dependents($1, $2)",
 					2, argtypes, values, NULL, false, SPI_OK_SELECT);
 		for (i = 0; i < SPI_processed; i++)
 		{
 			char	   *s = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
 			MemoryContext old = MemoryContextSwitchTo(f->cxt);
 
+			bool		isnull;
+			bool		own = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[i],
+														 SPI_tuptable->tupdesc, 2, &isnull));
+
 			if (s == NULL)
 				*unsupported = true;
+			else if (own)
+				ownfks = list_append_unique(ownfks, makeString(pstrdup(s)));
 			else
 				deps = list_append_unique(deps, makeString(pstrdup(s)));
 			MemoryContextSwitchTo(old);
@@ -1054,6 +1063,7 @@ drop_move(DropStmt *stmt, JournalFrame *f, bool *unsupported)
 		return false;
 
 	/* the dependents first (each journaled), then the moves */
+	deps = list_concat(deps, ownfks);
 	rb_spi_connect_as_owner(&save);
 	foreach(lc, deps)
 	{

@@ -291,7 +291,7 @@ quarantine_table(Oid relid, const RbSnapshot *snap, uint64 *xids, int nxids,
 		n = rb_spi_exec_latest(psprintf("INSERT INTO rollback.quarantine"
 										" (revert_id, migration_id, tbl, relid, row_data, xid)"
 										" SELECT $3, $4, $5::regclass::text, $5, pg_catalog.to_jsonb(t), u.x"
-										" FROM pg_catalog.unnest($1, $2) AS u(tid, x)"
+										" FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) AS u(tid, x)"
 										" JOIN ONLY %s t ON t.ctid = u.tid",
 										rb_qualified_name(relid)),
 							   5, argtypes, values, SPI_OK_INSERT);
@@ -773,7 +773,13 @@ revert(List *migs, const char *label, const char *first_version, bool dry_run,
 			Datum		values2[2];
 			ListCell   *lc2;
 			char	   *json = NULL;
+			bool		kept = false;
 
+			foreach(lc2, preserved)
+				if (((JEntry *) lfirst(lc2))->preserved == lfirst_oid(lc))
+					kept = true;
+			if (kept)
+				continue;
 			values2[0] = Int64GetDatum(base_point);
 			values2[1] = ObjectIdGetDatum(lfirst_oid(lc));
 			rb_spi_connect_as_owner(&save);
@@ -970,20 +976,28 @@ rollback_revert_migration(PG_FUNCTION_ARGS)
 	if (PG_ARGISNULL(0))
 	{
 		RbOwnerSave save;
-		char	   *name = NULL;
 
+		/* the last applied migration */
 		rb_spi_connect_as_owner(&save);
-		rb_spi_exec("SELECT id::text FROM rollback.migration WHERE kind = 'migration'"
+		rb_spi_exec("SELECT id, version, kind, status FROM rollback.migration WHERE kind = 'migration'"
 					" AND status IN ('applied', 'verified', 'failed') ORDER BY id DESC LIMIT 1",
 					0, NULL, NULL, NULL, false, SPI_OK_SELECT);
 		if (SPI_processed == 1)
-			name = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+		{
+			bool		isnull;
+			MemoryContext old = MemoryContextSwitchTo(st->cxt);
+
+			*id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+			version = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+			kind = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3);
+			status = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4);
+			MemoryContextSwitchTo(old);
+		}
 		rb_spi_finish_as_owner(&save);
-		if (name == NULL)
+		if (version == NULL)
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_OBJECT),
 					 errmsg("there is no applied migration to revert")));
-		*id = find_migration(name, &version, &kind, &status);
 	}
 	else
 		*id = find_migration(text_to_cstring(PG_GETARG_TEXT_PP(0)), &version, &kind, &status);

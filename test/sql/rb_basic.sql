@@ -1,3 +1,5 @@
+-- the copy-on-write engine alone: DDL here is not a migration
+SET rollback.auto_track_migrations = off;
 -- Basic life cycle: track, point, bad changes, as_of, diff, restore, undo.
 SET client_min_messages = warning;
 CREATE TABLE orders (id serial PRIMARY KEY, customer text NOT NULL, amount numeric, status text);

@@ -1,3 +1,5 @@
+-- the copy-on-write engine alone: DDL here is not a migration
+SET rollback.auto_track_migrations = off;
 -- Edge cases of the copy-on-write rule.
 SET client_min_messages = warning;
 

@@ -1,3 +1,5 @@
+-- the copy-on-write engine alone: DDL here is not a migration
+SET rollback.auto_track_migrations = off;
 -- Bad input: a clear error with a specific SQLSTATE, and nothing changed.
 SET client_min_messages = warning;
 -- err(q): run q, show its SQLSTATE and message instead of failing

@@ -1,3 +1,5 @@
+-- the copy-on-write engine alone: DDL here is not a migration
+SET rollback.auto_track_migrations = off;
 -- Partitioned tables, tracked schemas, and stores kept in step with DDL.
 SET client_min_messages = warning;
 CREATE TABLE m (id int, k int, note text) PARTITION BY RANGE (id);

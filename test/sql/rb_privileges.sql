@@ -1,3 +1,5 @@
+-- the copy-on-write engine alone: DDL here is not a migration
+SET rollback.auto_track_migrations = off;
 -- Who may do what: owners, rollback_admin, readers, and roles with no rights.
 SET client_min_messages = warning;
 \set VERBOSITY sqlstate
