@@ -213,6 +213,19 @@ SELECT count(*) AS extra_columns FROM information_schema.columns
  WHERE table_schema = 'mig' AND table_name = 'orders' AND column_name IN ('a9', 'b9');
 
 \! rm -f $RB_DUMP.before $RB_DUMP.before5
+-- leave the database as the other tests expect it: no tracked table
+SET rollback.auto_track_migrations = off;
+DO $$
+DECLARE s text;
+BEGIN
+	FOR s IN SELECT nspname FROM pg_namespace
+			  WHERE nspname LIKE 'rollback\_hold\_%' OR nspname IN ('mig', 'mig_other') LOOP
+		EXECUTE format('DROP SCHEMA %I CASCADE', s);
+	END LOOP;
+END $$;
+DROP EXTENSION rollback CASCADE;
+CREATE EXTENSION rollback;
+RESET rollback.auto_track_migrations;
 RESET client_min_messages;
 DROP FUNCTION public.mig_fp();
-DROP ROLE rb_mig_nobody;
+DROP ROLE rb_mig_nobody, rb_mig_other;
