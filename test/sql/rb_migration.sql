@@ -5,7 +5,8 @@
 -- diff (empty diff: "schema unchanged").  A column dropped and re-added comes
 -- back at the end of the column list: the one documented difference (test 5).
 \setenv PGDATABASE :DBNAME
-\setenv RB_DUMP /tmp/rb_regress_migration
+\set dump /tmp/rb_regress_migration_ :PORT
+\setenv RB_DUMP :dump
 SET client_min_messages = warning;
 CREATE SCHEMA mig;
 CREATE TABLE mig.customers (id int PRIMARY KEY, name text NOT NULL, email text UNIQUE,
