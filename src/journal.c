@@ -644,19 +644,14 @@ touches_tracked(List *nsps, List *relids)
 	RbOwnerSave save;
 	Oid			argtypes[1] = {OIDARRAYOID};
 	Datum		values[1];
-	Datum	   *elems;
 	ListCell   *lc;
-	int			n = 0;
 	bool		result;
 
 	foreach(lc, relids)
 		nsps = lappend_oid(nsps, get_rel_namespace(lfirst_oid(lc)));
 	if (nsps == NIL)
 		return false;
-	elems = palloc(sizeof(Datum) * list_length(nsps));
-	foreach(lc, nsps)
-		elems[n++] = ObjectIdGetDatum(lfirst_oid(lc));
-	values[0] = PointerGetDatum(construct_array(elems, n, OIDOID, sizeof(Oid), true, TYPALIGN_INT));
+	values[0] = rb_oid_array(nsps);
 	rb_spi_connect_as_owner(&save);
 	rb_spi_exec("SELECT 1 FROM pg_catalog.pg_namespace s WHERE s.oid = ANY ($1)"
 				" AND s.nspname NOT IN ('rollback', 'rollback_store')"
@@ -869,19 +864,6 @@ text_array(List *strs)
 	return PointerGetDatum(construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT));
 }
 
-/* oid_array: a List of OIDs as an oid[] Datum. */
-static Datum
-oid_array(List *oids)
-{
-	Datum	   *elems = palloc(sizeof(Datum) * Max(list_length(oids), 1));
-	ListCell   *lc;
-	int			n = 0;
-
-	foreach(lc, oids)
-		elems[n++] = ObjectIdGetDatum(lfirst_oid(lc));
-	return PointerGetDatum(construct_array(elems, n, OIDOID, sizeof(Oid), true, TYPALIGN_INT));
-}
-
 /*
  * write_entry: the journal row of a statement that has run: the undo of
  * its targets (their states now against before) and of what it created.
@@ -911,8 +893,8 @@ write_entry(JournalFrame *f, const char *holding)
 		n++;
 	}
 	dims[0] = n;
-	values[0] = oid_array(f->classids);
-	values[1] = oid_array(f->objids);
+	values[0] = rb_oid_array(f->classids);
+	values[1] = rb_oid_array(f->objids);
 	values[2] = PointerGetDatum(construct_md_array(befores, bnulls, 1, dims, lbs, TEXTOID,
 												   -1, false, TYPALIGN_INT));
 	values[3] = Int64GetDatum(f->migration);
@@ -921,7 +903,7 @@ write_entry(JournalFrame *f, const char *holding)
 		values[5] = CStringGetTextDatum(f->statement);
 	else
 		nulls[5] = 'n';
-	values[6] = oid_array(f->relids);
+	values[6] = rb_oid_array(f->relids);
 	values[7] = text_array(f->drops);
 	values[8] = text_array(f->created);
 	if (holding)

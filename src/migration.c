@@ -243,7 +243,8 @@ rb_start_migration(const char *version, const char *description,
 	if (irreversible == NULL)
 		point_id = rb_create_point_internal(unique_point_name(version),
 											tracked_leaves(),
-											psprintf("taken by %s %s", kind, version));
+											psprintf("taken by %s %s", kind, version),
+											true);
 
 	values[0] = CStringGetTextDatum(version);
 	if (description)

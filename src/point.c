@@ -50,26 +50,6 @@ PG_FUNCTION_INFO_V1(rollback_point_bytes);
  */
 #define RB_MAX_XID_SCAN		(4 * 1024 * 1024)
 
-/* cmp_u64: qsort comparator for 64-bit transaction ids. */
-static int
-cmp_u64(const void *a, const void *b)
-{
-	uint64		x = *(const uint64 *) a;
-	uint64		y = *(const uint64 *) b;
-
-	return (x > y) - (x < y);
-}
-
-/* cmp_oid: qsort comparator for OIDs, to lock tables in a fixed order. */
-static int
-cmp_oid(const void *a, const void *b)
-{
-	Oid			x = *(const Oid *) a;
-	Oid			y = *(const Oid *) b;
-
-	return (x > y) - (x < y);
-}
-
 /*
  * take_snapshot: the MVCC snapshot of a new point, widened to 64 bits.
  *
@@ -133,7 +113,7 @@ take_snapshot(RbSnapshot *snap)
 	}
 
 	/* sort and remove duplicates */
-	qsort(snap->xip, n, sizeof(uint64), cmp_u64);
+	qsort(snap->xip, n, sizeof(uint64), rb_cmp_u64);
 	if (n > 1)
 	{
 		int			j = 0;
@@ -253,6 +233,32 @@ rb_point_tables(int64 point_id)
 	return result;
 }
 
+/*
+ * rb_point_sequences: the sequence values a point kept for a table (a
+ * point_table.sequences value as text), or NULL.
+ */
+char *
+rb_point_sequences(int64 point_id, Oid relid)
+{
+	RbOwnerSave save;
+	Oid			argtypes[2] = {INT8OID, OIDOID};
+	Datum		values[2];
+	char	   *result = NULL;
+	MemoryContext cxt = CurrentMemoryContext;
+
+	values[0] = Int64GetDatum(point_id);
+	values[1] = ObjectIdGetDatum(relid);
+	rb_spi_connect_as_owner(&save);
+	rb_spi_exec("SELECT sequences::text FROM rollback.point_table"
+				" WHERE point_id = $1 AND relid = $2::regclass",
+				2, argtypes, values, NULL, true, SPI_OK_SELECT);
+	if (SPI_processed == 1)
+		result = MemoryContextStrdup(cxt, SPI_getvalue(SPI_tuptable->vals[0],
+													   SPI_tuptable->tupdesc, 1));
+	rb_spi_finish_as_owner(&save);
+	return result;
+}
+
 /* rb_point_covers: whether the point covers the table. */
 bool
 rb_point_covers(int64 point_id, Oid relid)
@@ -303,9 +309,18 @@ sequences_json(Oid relid)
  * tables (the caller has checked rights).  Takes the SHARE locks, the
  * snapshot and the sequence values, writes the catalog, and tells every
  * backend's capture cache.
+ *
+ * With for_migration, a migration tool's history table that another session
+ * holds locked is covered without its lock.  Sqitch holds EXCLUSIVE on
+ * sqitch.changes while psql runs the deploy script, and waits for psql: the
+ * script's migration point must not wait for it (a wait no deadlock check
+ * sees).  The lock keeps a writer from changing a row between the snapshot
+ * and our commit without an image; that session only inserts its history
+ * rows, which need none.
  */
 int64
-rb_create_point_internal(const char *name, List *relids, const char *comment)
+rb_create_point_internal(const char *name, List *relids, const char *comment,
+						 bool for_migration)
 {
 	int			ntables = list_length(relids);
 	Oid		   *oids;
@@ -325,10 +340,13 @@ rb_create_point_internal(const char *name, List *relids, const char *comment)
 	oids = palloc(sizeof(Oid) * Max(ntables, 1));
 	foreach(lc, relids)
 		oids[i++] = lfirst_oid(lc);
-	qsort(oids, ntables, sizeof(Oid), cmp_oid);
+	qsort(oids, ntables, sizeof(Oid), rb_cmp_oid);
 	for (i = 0; i < ntables; i++)
 	{
-		LockRelationOid(oids[i], ShareLock);
+		if (!for_migration || !rb_is_registry_rel(oids[i]))
+			LockRelationOid(oids[i], ShareLock);
+		else if (!ConditionalLockRelationOid(oids[i], ShareLock))
+			continue;			/* held by the tool: covered unlocked */
 		if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(oids[i])) ||
 			!rb_is_tracked(oids[i]))
 			ereport(ERROR,
@@ -496,7 +514,7 @@ rollback_create_point(PG_FUNCTION_ARGS)
 	foreach(lc, relids)
 		rb_check_admin(lfirst_oid(lc), "create a recovery point on");
 
-	PG_RETURN_INT64(rb_create_point_internal(name, relids, comment));
+	PG_RETURN_INT64(rb_create_point_internal(name, relids, comment, false));
 }
 
 /* rollback.drop_point(point text) */

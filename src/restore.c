@@ -42,16 +42,6 @@ PG_FUNCTION_INFO_V1(rollback_restore);
 
 static char *pairing_sql(Oid relid);
 
-/* cmp_oid: qsort comparator, to lock tables in a fixed order. */
-static int
-cmp_oid(const void *a, const void *b)
-{
-	Oid			x = *(const Oid *) a;
-	Oid			y = *(const Oid *) b;
-
-	return (x > y) - (x < y);
-}
-
 /*
  * insert_columns: the column list for re-inserting images: every live
  * column of the table except generated columns, which the INSERT computes
@@ -277,40 +267,59 @@ pairing_sql(Oid relid)
 }
 
 /*
- * reset_sequences: set the sequences of a table back to their values at
- * the point.  ALTER SEQUENCE ... RESTART writes a new relation file, so,
- * unlike setval, it is undone if the restore's transaction rolls back.  A
- * value that RESTART cannot express (the next value would leave the
- * sequence's range) falls back to setval.  Inside SPI, as the owner.
+ * rb_sequence_commands: the statements that set sequences back to the
+ * values of a point_table.sequences value.  ALTER SEQUENCE ... RESTART
+ * writes a new relation file, so, unlike setval, it is undone if the
+ * transaction rolls back; a value that RESTART cannot express (the next
+ * value would leave the sequence's range) falls back to setval.
  */
-static void
-reset_sequences(int64 point_id, Oid relid)
+List *
+rb_sequence_commands(const char *json)
 {
-	Oid			argtypes[2] = {INT8OID, OIDOID};
-	Datum		values[2];
+	RbOwnerSave save;
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		values[1];
 	List	   *cmds = NIL;
-	ListCell   *lc;
+	MemoryContext cxt = CurrentMemoryContext;
 	uint64		i;
 
-	values[0] = Int64GetDatum(point_id);
-	values[1] = ObjectIdGetDatum(relid);
+	if (json == NULL)
+		return NIL;
+	values[0] = CStringGetTextDatum(json);
+	rb_spi_connect_as_owner(&save);
 	rb_spi_exec("SELECT CASE WHEN n.next BETWEEN q.seqmin AND q.seqmax"
 				"  THEN pg_catalog.format('ALTER SEQUENCE %s RESTART WITH %s', q.seqrelid::regclass, n.next)"
 				"  ELSE pg_catalog.format('SELECT pg_catalog.setval(%L, %s, %s)', q.seqrelid::regclass,"
 				"    s->>'last_value', s->>'is_called') END"
-				" FROM rollback.point_table pt,"
-				" LATERAL pg_catalog.jsonb_array_elements(pt.sequences) s"
+				" FROM pg_catalog.jsonb_array_elements($1::jsonb) s"
 				" JOIN pg_catalog.pg_sequence q ON q.seqrelid = pg_catalog.to_regclass(s->>'seq'),"
 				" LATERAL (SELECT (s->>'last_value')::numeric"
-				"   + CASE WHEN (s->>'is_called')::bool THEN q.seqincrement ELSE 0 END AS next) n"
-				" WHERE pt.point_id = $1 AND pt.relid = $2::regclass",
-				2, argtypes, values, NULL, true, SPI_OK_SELECT);
+				"   + CASE WHEN (s->>'is_called')::bool THEN q.seqincrement ELSE 0 END AS next) n",
+				1, argtypes, values, NULL, false, SPI_OK_SELECT);
 	for (i = 0; i < SPI_processed; i++)
-		cmds = lappend(cmds, SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
-	foreach(lc, cmds)
-		rb_internal_ddl((char *) lfirst(lc));
+	{
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+
+		cmds = lappend(cmds, pstrdup(SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1)));
+		MemoryContextSwitchTo(old);
+	}
+	rb_spi_finish_as_owner(&save);
+	return cmds;
 }
 
+
+/*
+ * reset_sequences: set the sequences of a table back to their values at
+ * the point.  Inside SPI, as the owner.
+ */
+static void
+reset_sequences(int64 point_id, Oid relid)
+{
+	ListCell   *lc;
+
+	foreach(lc, rb_sequence_commands(rb_point_sequences(point_id, relid)))
+		rb_internal_ddl((char *) lfirst(lc));
+}
 /*
  * set_for_restore: set a setting until the restore's GUC nest level is
  * popped (session_replication_role needs superuser context; we are C).
@@ -429,7 +438,7 @@ rollback_restore(PG_FUNCTION_ARGS)
 		rb_check_admin(lfirst_oid(lc), "restore");
 		oids[i++] = lfirst_oid(lc);
 	}
-	qsort(oids, ntables, sizeof(Oid), cmp_oid);
+	qsort(oids, ntables, sizeof(Oid), rb_cmp_oid);
 	for (i = 0; i < ntables; i++)
 		LockRelationOid(oids[i], dry_run ? AccessShareLock : ExclusiveLock);
 
@@ -450,7 +459,7 @@ rollback_restore(PG_FUNCTION_ARGS)
 		while (rb_point_lookup(name, true) != 0)
 			name = psprintf("before restore to %s (%d)", pointname, ++n);
 		rb_create_point_internal(name, sorted,
-								 psprintf("taken by rollback.restore('%s')", pointname));
+								 psprintf("taken by rollback.restore('%s')", pointname), false);
 	}
 
 	deleted = palloc0(sizeof(int64) * Max(ntables, 1));

@@ -91,25 +91,6 @@ emit(Steps *st, const char *action, const char *detail, int64 rows, bool has_row
 	MemoryContextSwitchTo(old);
 }
 
-/* cmp_u64 / cmp_oid: qsort comparators. */
-static int
-cmp_u64(const void *a, const void *b)
-{
-	uint64		x = *(const uint64 *) a;
-	uint64		y = *(const uint64 *) b;
-
-	return (x > y) - (x < y);
-}
-
-static int
-cmp_oid(const void *a, const void *b)
-{
-	Oid			x = *(const Oid *) a;
-	Oid			y = *(const Oid *) b;
-
-	return (x > y) - (x < y);
-}
-
 /* text_list: a text[] value as a List of C strings. */
 static List *
 text_list(Datum d)
@@ -155,6 +136,34 @@ int8_array(List *ids)
 	foreach(lc, ids)
 		elems[n++] = Int64GetDatum(*(int64 *) lfirst(lc));
 	return PointerGetDatum(construct_array(elems, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+}
+
+/* is_preserved: whether one of these journal entries kept relid's content. */
+static bool
+is_preserved(List *preserved, Oid relid)
+{
+	ListCell   *lc;
+
+	foreach(lc, preserved)
+		if (((JEntry *) lfirst(lc))->preserved == relid)
+			return true;
+	return false;
+}
+
+/* count_rows: SELECT count(*) of a relation, for dry runs. */
+static int64
+count_rows(const char *relname)
+{
+	RbOwnerSave save;
+	bool		isnull;
+	int64		n;
+
+	rb_spi_connect_as_owner(&save);
+	rb_spi_exec(psprintf("SELECT count(*) FROM ONLY %s", relname), 0, NULL, NULL, NULL, false,
+				SPI_OK_SELECT);
+	n = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	rb_spi_finish_as_owner(&save);
+	return n;
 }
 
 /*
@@ -244,7 +253,6 @@ quarantine_table(Oid relid, const RbSnapshot *snap, uint64 *xids, int nxids,
 	Relation	rel;
 	List	   *news;
 	List	   *tids = NIL;
-	List	   *xmins = NIL;
 	ListCell   *lc;
 
 	rel = table_open(relid, NoLock);
@@ -256,10 +264,9 @@ quarantine_table(Oid relid, const RbSnapshot *snap, uint64 *xids, int nxids,
 	{
 		RbNewTuple *nt = lfirst(lc);
 
-		if (bsearch(&nt->xmin, xids, nxids, sizeof(uint64), cmp_u64) != NULL)
+		if (bsearch(&nt->xmin, xids, nxids, sizeof(uint64), rb_cmp_u64) != NULL)
 			continue;
 		tids = lappend(tids, nt);
-		xmins = lappend(xmins, nt);
 	}
 	if (tids == NIL || dry_run)
 		return list_length(tids);
@@ -357,44 +364,6 @@ reload_content(Oid relid, Oid content_oid, const char *content, List *remap_from
 }
 
 /*
- * sequence_commands: the statements that set sequences back to the
- * values in a point_table.sequences value.
- */
-static List *
-sequence_commands(const char *json)
-{
-	RbOwnerSave save;
-	Oid			argtypes[1] = {TEXTOID};
-	Datum		values[1];
-	List	   *cmds = NIL;
-	MemoryContext cxt = CurrentMemoryContext;
-	uint64		i;
-
-	if (json == NULL)
-		return NIL;
-	values[0] = CStringGetTextDatum(json);
-	rb_spi_connect_as_owner(&save);
-	rb_spi_exec("SELECT CASE WHEN n.next BETWEEN q.seqmin AND q.seqmax"
-				"  THEN pg_catalog.format('ALTER SEQUENCE %s RESTART WITH %s', q.seqrelid::regclass, n.next)"
-				"  ELSE pg_catalog.format('SELECT pg_catalog.setval(%L, %s, %s)', q.seqrelid::regclass,"
-				"    s->>'last_value', s->>'is_called') END"
-				" FROM pg_catalog.jsonb_array_elements($1::jsonb) s"
-				" JOIN pg_catalog.pg_sequence q ON q.seqrelid = pg_catalog.to_regclass(s->>'seq'),"
-				" LATERAL (SELECT (s->>'last_value')::numeric"
-				"   + CASE WHEN (s->>'is_called')::bool THEN q.seqincrement ELSE 0 END AS next) n",
-				1, argtypes, values, NULL, false, SPI_OK_SELECT);
-	for (i = 0; i < SPI_processed; i++)
-	{
-		MemoryContext old = MemoryContextSwitchTo(cxt);
-
-		cmds = lappend(cmds, pstrdup(SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1)));
-		MemoryContextSwitchTo(old);
-	}
-	rb_spi_finish_as_owner(&save);
-	return cmds;
-}
-
-/*
  * revert: revert these migrations (newest first) to the point of the
  * oldest.  label names the revert ("revert:<version>").
  */
@@ -470,7 +439,7 @@ revert(List *migs, const char *label, const char *first_version, bool dry_run,
 	xids = MemoryContextAlloc(cxt, sizeof(uint64) * Max(nxids, 1));
 	for (i = 0; i < SPI_processed; i++)
 		xids[i] = (uint64) strtoull(SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1), NULL, 10);
-	qsort(xids, nxids, sizeof(uint64), cmp_u64);
+	qsort(xids, nxids, sizeof(uint64), rb_cmp_u64);
 
 	/* the journal, newest first */
 	rb_spi_exec("SELECT seq, command_tag, undo_pre, undo_post, readd::text, relids,"
@@ -545,14 +514,12 @@ revert(List *migs, const char *label, const char *first_version, bool dry_run,
 		foreach(lc, all)
 			if (SearchSysCacheExists1(RELOID, ObjectIdGetDatum(lfirst_oid(lc))))
 				oids[n++] = lfirst_oid(lc);
-		qsort(oids, n, sizeof(Oid), cmp_oid);
+		qsort(oids, n, sizeof(Oid), rb_cmp_oid);
 		for (i = 0; i < (uint64) n; i++)
 		{
-			bool		ael = list_member_oid(ddlrels, oids[i]) || list_member_oid(created, oids[i]);
+			bool		ael = list_member_oid(ddlrels, oids[i]) ||
+				list_member_oid(created, oids[i]) || is_preserved(preserved, oids[i]);
 
-			foreach(lc, preserved)
-				if (((JEntry *) lfirst(lc))->preserved == oids[i])
-					ael = true;
 			if (!dry_run)
 				LockRelationOid(oids[i], ael ? AccessExclusiveLock : ExclusiveLock);
 			emit(st, "lock", psprintf("%s on %s", ael ? "ACCESS EXCLUSIVE" : "EXCLUSIVE",
@@ -590,28 +557,14 @@ revert(List *migs, const char *label, const char *first_version, bool dry_run,
 	foreach(lc, all)
 	{
 		Oid			relid = lfirst_oid(lc);
-		bool		kept = false;
-		ListCell   *lc2;
-		int64		n = 0;
+		bool		kept = is_preserved(preserved, relid);
+		int64		n;
 
-		foreach(lc2, preserved)
-			if (((JEntry *) lfirst(lc2))->preserved == relid)
-				kept = true;
 		if ((!kept && !list_member_oid(created, relid)) ||
 			get_rel_relkind(relid) != RELKIND_RELATION)
 			continue;
 		if (dry_run)
-		{
-			rb_spi_connect_as_owner(&save);
-			rb_spi_exec(psprintf("SELECT count(*) FROM ONLY %s", rb_qualified_name(relid)),
-						0, NULL, NULL, NULL, false, SPI_OK_SELECT);
-			{
-				bool		isnull;
-
-				n = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-			}
-			rb_spi_finish_as_owner(&save);
-		}
+			n = count_rows(rb_qualified_name(relid));
 		else
 			n = run_rows_as_table_owner(relid, psprintf("DELETE FROM ONLY %s", rb_qualified_name(relid)),
 											SPI_OK_DELETE);
@@ -672,16 +625,8 @@ revert(List *migs, const char *label, const char *first_version, bool dry_run,
 		int			k;
 
 		foreach(lc, ptables)
-		{
-			bool		kept = false;
-			ListCell   *lc2;
-
-			foreach(lc2, preserved)
-				if (((JEntry *) lfirst(lc2))->preserved == lfirst_oid(lc))
-					kept = true;
-			if (!kept)
+			if (!is_preserved(preserved, lfirst_oid(lc)))
 				oids[n++] = lfirst_oid(lc);
-		}
 		del = palloc0(sizeof(int64) * Max(n, 1));
 		res = palloc0(sizeof(int64) * Max(n, 1));
 		rb_restore_rows(base_point, pointname, &snap, oids, n, dry_run, true, del, res);
@@ -708,17 +653,7 @@ revert(List *migs, const char *label, const char *first_version, bool dry_run,
 		ListCell   *c;
 
 		if (dry_run)
-		{
-			rb_spi_connect_as_owner(&save);
-			rb_spi_exec(psprintf("SELECT count(*) FROM %s", e->content), 0, NULL, NULL, NULL, true,
-						SPI_OK_SELECT);
-			{
-				bool		isnull;
-
-				n = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-			}
-			rb_spi_finish_as_owner(&save);
-		}
+			n = count_rows(e->content);
 		else
 		{
 			forthree(a, remap_rel, b, remap_from, c, remap_to)
@@ -755,7 +690,7 @@ revert(List *migs, const char *label, const char *first_version, bool dry_run,
 		JEntry	   *e = lfirst(lc);
 		ListCell   *lc2;
 
-		foreach(lc2, sequence_commands(e->sequences))
+		foreach(lc2, rb_sequence_commands(e->sequences))
 		{
 			emit(st, "sequence", (char *) lfirst(lc2), 0, false);
 			if (!dry_run)
@@ -769,32 +704,11 @@ revert(List *migs, const char *label, const char *first_version, bool dry_run,
 	if (dry_run)
 		foreach(lc, ptables)
 		{
-			Oid			argtypes2[2] = {INT8OID, OIDOID};
-			Datum		values2[2];
 			ListCell   *lc2;
-			char	   *json = NULL;
-			bool		kept = false;
 
-			foreach(lc2, preserved)
-				if (((JEntry *) lfirst(lc2))->preserved == lfirst_oid(lc))
-					kept = true;
-			if (kept)
+			if (is_preserved(preserved, lfirst_oid(lc)))
 				continue;
-			values2[0] = Int64GetDatum(base_point);
-			values2[1] = ObjectIdGetDatum(lfirst_oid(lc));
-			rb_spi_connect_as_owner(&save);
-			rb_spi_exec("SELECT sequences::text FROM rollback.point_table"
-						" WHERE point_id = $1 AND relid = $2::regclass",
-						2, argtypes2, values2, NULL, false, SPI_OK_SELECT);
-			if (SPI_processed == 1)
-			{
-				MemoryContext old = MemoryContextSwitchTo(cxt);
-
-				json = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-				MemoryContextSwitchTo(old);
-			}
-			rb_spi_finish_as_owner(&save);
-			foreach(lc2, sequence_commands(json))
+			foreach(lc2, rb_sequence_commands(rb_point_sequences(base_point, lfirst_oid(lc))))
 				emit(st, "sequence", (char *) lfirst(lc2), 0, false);
 		}
 

@@ -100,6 +100,9 @@ extern bool rb_in_internal_ddl(void);
 extern void rb_note_write(void);
 extern void rb_check_no_prior_write(const char *action);
 extern bool rb_wrote_in_xact(void);
+extern int	rb_cmp_u64(const void *a, const void *b);
+extern int	rb_cmp_oid(const void *a, const void *b);
+extern Datum rb_oid_array(List *oids);
 
 /* cache.c */
 extern void rb_cache_init(void);
@@ -111,8 +114,9 @@ extern int64 rb_point_lookup(const char *name, bool missing_ok);
 extern bool rb_point_load(int64 point_id, MemoryContext cxt, RbSnapshot *snap);
 extern bool rb_point_covers(int64 point_id, Oid relid);
 extern List *rb_point_tables(int64 point_id);
+extern char *rb_point_sequences(int64 point_id, Oid relid);
 extern int64 rb_create_point_internal(const char *name, List *relids,
-									  const char *comment);
+									  const char *comment, bool for_migration);
 extern void rb_prune_store(Oid relid);
 
 /* track.c */
@@ -133,6 +137,7 @@ typedef struct RbNewTuple
 extern List *rb_new_tids(Relation rel, const RbSnapshot *snap);
 
 /* restore.c */
+extern List *rb_sequence_commands(const char *json);
 extern void rb_restore_rows(int64 point_id, const char *pointname, const RbSnapshot *snap,
 							Oid *oids, int ntables, bool dry_run, bool sequences,
 							int64 *deleted, int64 *restored);

@@ -447,3 +447,36 @@ rb_qualified_name(Oid relid)
 	nspname = get_namespace_name(get_rel_namespace(relid));
 	return quote_qualified_identifier(nspname, relname);
 }
+
+/* rb_cmp_u64: qsort and bsearch comparator for 64-bit transaction ids. */
+int
+rb_cmp_u64(const void *a, const void *b)
+{
+	uint64		x = *(const uint64 *) a;
+	uint64		y = *(const uint64 *) b;
+
+	return (x > y) - (x < y);
+}
+
+/* rb_cmp_oid: qsort comparator for OIDs, to lock tables in a fixed order. */
+int
+rb_cmp_oid(const void *a, const void *b)
+{
+	Oid			x = *(const Oid *) a;
+	Oid			y = *(const Oid *) b;
+
+	return (x > y) - (x < y);
+}
+
+/* rb_oid_array: a List of OIDs as an oid[] Datum. */
+Datum
+rb_oid_array(List *oids)
+{
+	Datum	   *elems = palloc(sizeof(Datum) * Max(list_length(oids), 1));
+	ListCell   *lc;
+	int			n = 0;
+
+	foreach(lc, oids)
+		elems[n++] = ObjectIdGetDatum(lfirst_oid(lc));
+	return PointerGetDatum(construct_array(elems, n, OIDOID, sizeof(Oid), true, TYPALIGN_INT));
+}
