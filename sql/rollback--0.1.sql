@@ -62,9 +62,11 @@ CREATE TABLE rollback.point (
 	snap_xmin	pg_catalog.xid8 NOT NULL,
 	snap_xmax	pg_catalog.xid8 NOT NULL,
 	snap_xip	pg_catalog.xid8[] NOT NULL,
-	lsn			pg_catalog.pg_lsn NOT NULL
+	lsn			pg_catalog.pg_lsn NOT NULL,
+	incomplete	pg_catalog.text
 );
 COMMENT ON TABLE rollback.point IS 'Recovery points and their snapshots';
+COMMENT ON COLUMN rollback.point.incomplete IS 'Why the point no longer covers every table it was taken over (a table untracked with force, or dropped), or NULL';
 
 /* point_table: the tables a point covers, with their sequences' values. */
 CREATE TABLE rollback.point_table (
@@ -251,7 +253,8 @@ SELECT p.id,
 	   ARRAY(SELECT pt.relid FROM rollback.point_table pt
 			  WHERE pt.point_id = p.id ORDER BY pt.relid::oid) AS tables,
 	   rollback._point_rows(p.id) AS rows_captured,
-	   rollback._point_bytes(p.id) AS store_bytes
+	   rollback._point_bytes(p.id) AS store_bytes,
+	   p.incomplete
   FROM rollback.point p;
 COMMENT ON VIEW rollback.points IS 'Recovery points: tables covered, rows captured since, bytes of the stores';
 GRANT SELECT ON rollback.points TO rollback_reader, rollback_admin;
@@ -432,7 +435,8 @@ SELECT jsonb_build_object(
 			'oid', k.oid, 'name', k.conname::text, 'def', pg_get_constraintdef(k.oid),
 			'type', k.contype::text, 'comment', obj_description(k.oid, 'pg_constraint'))
 			ORDER BY k.oid)
-		  FROM pg_constraint k WHERE k.conrelid = c.oid AND k.conparentid = 0), '[]'),
+		  FROM pg_constraint k WHERE k.conrelid = c.oid AND k.conparentid = 0
+		   AND k.contype <> 't'), '[]'),
 	'indexes', COALESCE((SELECT jsonb_agg(jsonb_build_object(
 			'oid', i.indexrelid, 'name', ic.relname::text,
 			'def', pg_get_indexdef(i.indexrelid),
@@ -931,12 +935,16 @@ CREATE FUNCTION rollback._current_migration() RETURNS pg_catalog.int8
 COMMENT ON FUNCTION rollback._current_migration() IS 'The migration the current transaction''s writes belong to, or NULL';
 
 /*
- * _on_history_row: AFTER INSERT trigger on the tools' history tables.  A
+ * _on_history_row: deferred AFTER INSERT constraint trigger on the tools'
+ * history tables, so it runs when the inserting transaction commits.  A
  * row written in the migration's own transaction (dbmate, Rails, Flyway
- * with one connection) labels that migration; a row written later (Sqitch,
- * Flyway's default two connections, Liquibase) is paired with the newest
- * migration that has no history row yet, and its transaction joins the
- * migration, so that a revert takes the row away.
+ * with one connection) labels that migration; a row written from another
+ * transaction (Sqitch and Liquibase after the migration's commit, Flyway's
+ * default main connection while the migration's transaction is still open,
+ * committing after it) is paired with the newest migration that has no
+ * history row yet, and its transaction joins the migration, so that a
+ * revert takes the row away.  Deferred, because in Flyway's case only at
+ * the history row's commit is the migration committed and visible.
  */
 CREATE FUNCTION rollback._on_history_row() RETURNS trigger
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -1037,7 +1045,8 @@ BEGIN
 		IF (r.nspname <> 'sqitch' OR r.relname = 'changes')
 		   AND NOT EXISTS (SELECT 1 FROM pg_trigger g WHERE g.tgrelid = r.oid
 							  AND g.tgname = 'zz_rollback_history') THEN
-			EXECUTE format('CREATE TRIGGER zz_rollback_history AFTER INSERT ON %s'
+			EXECUTE format('CREATE CONSTRAINT TRIGGER zz_rollback_history AFTER INSERT ON %s'
+						   ' DEFERRABLE INITIALLY DEFERRED'
 						   ' FOR EACH ROW EXECUTE FUNCTION rollback._on_history_row()', r.oid::regclass);
 		END IF;
 	END LOOP;

@@ -310,13 +310,16 @@ sequences_json(Oid relid)
  * snapshot and the sequence values, writes the catalog, and tells every
  * backend's capture cache.
  *
- * With for_migration, a migration tool's history table that another session
- * holds locked is covered without its lock.  Sqitch holds EXCLUSIVE on
- * sqitch.changes while psql runs the deploy script, and waits for psql: the
- * script's migration point must not wait for it (a wait no deadlock check
- * sees).  The lock keeps a writer from changing a row between the snapshot
- * and our commit without an image; that session only inserts its history
- * rows, which need none.
+ * With for_migration, a migration tool's history tables are covered without
+ * the SHARE lock (ACCESS SHARE only, against a concurrent DROP).  The tools
+ * write them from a second session while the migration's session waits for
+ * that session, a wait no deadlock check sees: Sqitch holds EXCLUSIVE on
+ * sqitch.changes while psql runs the deploy script, and Flyway's main
+ * connection inserts the history row while the migration's transaction is
+ * still open, committing it only when the insert returns.  The SHARE lock
+ * keeps a writer from changing a row between the snapshot and our commit
+ * without an image; those sessions only insert history rows, which need
+ * none (a row inserted after the snapshot is new to the point).
  */
 int64
 rb_create_point_internal(const char *name, List *relids, const char *comment,
@@ -345,8 +348,8 @@ rb_create_point_internal(const char *name, List *relids, const char *comment,
 	{
 		if (!for_migration || !rb_is_registry_rel(oids[i]))
 			LockRelationOid(oids[i], ShareLock);
-		else if (!ConditionalLockRelationOid(oids[i], ShareLock))
-			continue;			/* held by the tool: covered unlocked */
+		else if (!ConditionalLockRelationOid(oids[i], AccessShareLock))
+			continue;			/* ACCESS EXCLUSIVE by the tool: covered unlocked */
 		if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(oids[i])) ||
 			!rb_is_tracked(oids[i]))
 			ereport(ERROR,

@@ -378,6 +378,7 @@ revert(List *migs, const char *label, const char *first_version, bool dry_run,
 	int64		base_point = 0;
 	char	   *pointname = NULL;
 	char	   *irreversible = NULL;
+	char	   *incomplete = NULL;
 	RbSnapshot	snap;
 	uint64	   *xids;
 	int			nxids;
@@ -405,7 +406,8 @@ revert(List *migs, const char *label, const char *first_version, bool dry_run,
 
 	/* the point of the oldest migration, and anything irreversible */
 	rb_spi_exec("SELECT m.point_id, p.name, (SELECT string_agg(x.version || ': ' || x.irreversible, '; ')"
-				"  FROM rollback.migration x WHERE x.id = ANY ($1) AND x.irreversible IS NOT NULL)"
+				"  FROM rollback.migration x WHERE x.id = ANY ($1) AND x.irreversible IS NOT NULL),"
+				" p.incomplete"
 				" FROM rollback.migration m LEFT JOIN rollback.point p ON p.id = m.point_id"
 				" WHERE m.id = (SELECT min(id) FROM pg_catalog.unnest($1) id)",
 				1, argtypes, values, NULL, false, SPI_OK_SELECT);
@@ -418,6 +420,7 @@ revert(List *migs, const char *label, const char *first_version, bool dry_run,
 			base_point = DatumGetInt64(d);
 		pointname = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
 		irreversible = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3);
+		incomplete = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4);
 		MemoryContextSwitchTo(old);
 	}
 	if (irreversible != NULL)
@@ -431,6 +434,13 @@ revert(List *migs, const char *label, const char *first_version, bool dry_run,
 				 errmsg("cannot revert migration %s: its recovery point no longer exists",
 						first_version),
 				 errdetail("The point was dropped or purged, so the state before the migration is gone.")));
+	if (incomplete != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("cannot revert migration %s: its recovery point %s no longer covers every table",
+						first_version, pointname),
+				 errdetail("Since the point, %s.", incomplete),
+				 errhint("What the migration did to that table cannot be undone; restore the other tables with rollback.restore() if that is what you want.")));
 
 	/* the migrations' transactions */
 	rb_spi_exec("SELECT DISTINCT xid::text FROM rollback.migration_xact WHERE migration_id = ANY ($1)",
@@ -641,6 +651,20 @@ revert(List *migs, const char *label, const char *first_version, bool dry_run,
 		}
 	}
 
+	/*
+	 * The sequences of those tables were set back with their rows (by
+	 * rb_restore_rows); list them here, in a dry run and in a revert alike.
+	 */
+	foreach(lc, ptables)
+	{
+		ListCell   *lc2;
+
+		if (is_preserved(preserved, lfirst_oid(lc)))
+			continue;
+		foreach(lc2, rb_sequence_commands(rb_point_sequences(base_point, lfirst_oid(lc))))
+			emit(st, "sequence", (char *) lfirst(lc2), 0, false);
+	}
+
 	/* kept content back */
 	foreach(lc, preserved)
 	{
@@ -701,17 +725,6 @@ revert(List *migs, const char *label, const char *first_version, bool dry_run,
 			}
 		}
 	}
-	if (dry_run)
-		foreach(lc, ptables)
-		{
-			ListCell   *lc2;
-
-			if (is_preserved(preserved, lfirst_oid(lc)))
-				continue;
-			foreach(lc2, rb_sequence_commands(rb_point_sequences(base_point, lfirst_oid(lc))))
-				emit(st, "sequence", (char *) lfirst(lc2), 0, false);
-		}
-
 	if (dry_run)
 	{
 		emit(st, "record", "the migration would be marked reverted and the revert written to rollback.audit_log",
@@ -807,6 +820,7 @@ check_revertable(int64 id, const char *version, const char *kind, const char *st
 	Oid			argtypes[2] = {INT8OID, BOOLOID};
 	Datum		values[2];
 	char	   *later = NULL;
+	bool		later_running = false;
 
 	if (strcmp(status, "reverted") == 0)
 		ereport(ERROR,
@@ -820,19 +834,77 @@ check_revertable(int64 id, const char *version, const char *kind, const char *st
 	values[0] = Int64GetDatum(id);
 	values[1] = BoolGetDatum(strcmp(kind, "revert") == 0);
 	rb_spi_connect_as_owner(&save);
-	rb_spi_exec("SELECT version FROM rollback.migration WHERE id > $1"
+	rb_spi_exec("SELECT version, status = 'running' FROM rollback.migration WHERE id > $1"
 				" AND status NOT IN ('reverted') AND (kind = 'migration' OR $2)"
 				" ORDER BY id DESC LIMIT 1",
 				2, argtypes, values, NULL, false, SPI_OK_SELECT);
 	if (SPI_processed == 1)
+	{
 		later = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+		later_running = strcmp(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2), "t") == 0;
+	}
 	rb_spi_finish_as_owner(&save);
+	if (later != NULL && later_running)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("migration %s is not the last one", version),
+				 errdetail("Migration %s, started after it, is still running.", later),
+				 errhint("Wait for it to end, then revert both with rollback.revert_to().")));
 	if (later != NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("migration %s is not the last one applied", version),
 				 errdetail("Migration %s was applied after it.", later),
 				 errhint("Revert the later migrations first, or use rollback.revert_to().")));
+}
+
+/*
+ * lock_migrations: lock the rows of the migrations a revert is about to
+ * revert, and check again that none was reverted meanwhile.
+ *
+ * Two sessions reverting the same migration would both read it as applied;
+ * the row lock makes the second wait for the first, and under READ
+ * COMMITTED the locked row is the latest version, so the second then sees
+ * "reverted" and stops (under REPEATABLE READ the lock itself fails with a
+ * serialization error).  Taken before any table lock, in id order, so that
+ * reverts cannot deadlock on each other.  A dry run locks nothing.
+ */
+static void
+lock_migrations(List *ids, bool dry_run)
+{
+	RbOwnerSave save;
+	Oid			argtypes[1] = {INT8ARRAYOID};
+	Datum		values[1];
+	char	   *reverted = NULL;
+	char	   *running = NULL;
+	uint64		i;
+
+	if (dry_run)
+		return;
+	values[0] = int8_array(ids);
+	rb_spi_connect_as_owner(&save);
+	rb_spi_exec("SELECT version, status FROM rollback.migration WHERE id = ANY ($1)"
+				" ORDER BY id FOR UPDATE",
+				1, argtypes, values, NULL, false, SPI_OK_SELECT);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		char	   *status = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
+
+		if (strcmp(status, "reverted") == 0 && reverted == NULL)
+			reverted = pstrdup(SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
+		else if (strcmp(status, "running") == 0 && running == NULL)
+			running = pstrdup(SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
+	}
+	rb_spi_finish_as_owner(&save);
+	if (reverted != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("migration %s is already reverted", reverted),
+				 errdetail("Another session reverted it while this revert waited.")));
+	if (running != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("migration %s is still running", running)));
 }
 
 /* start_steps: the result set of a revert function. */
@@ -916,6 +988,7 @@ rollback_revert_migration(PG_FUNCTION_ARGS)
 	else
 		*id = find_migration(text_to_cstring(PG_GETARG_TEXT_PP(0)), &version, &kind, &status);
 	check_revertable(*id, version, kind, status);
+	lock_migrations(list_make1(id), PG_GETARG_BOOL(1));
 	revert(list_make1(id), psprintf("revert:%s", version), version, PG_GETARG_BOOL(1),
 		   PG_ARGISNULL(2) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(2)), st);
 	return (Datum) 0;
@@ -977,6 +1050,7 @@ rollback_revert_to(PG_FUNCTION_ARGS)
 				(errmsg("no migration was applied after %s", version)));
 		return (Datum) 0;
 	}
+	lock_migrations(ids, PG_GETARG_BOOL(1));
 	revert(ids, list_length(ids) == 1 ? psprintf("revert:%s", oldest)
 		   : psprintf("revert:%s..%s", oldest, newest), oldest, PG_GETARG_BOOL(1),
 		   PG_ARGISNULL(2) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(2)), st);

@@ -95,6 +95,7 @@ extern int	rb_spi_exec(const char *sql, int nargs, Oid *argtypes,
 extern int	rb_spi_exec_latest(const char *sql, int nargs, Oid *argtypes,
 							   Datum *values, int expected);
 extern List *rb_spi_oid_list(int col, MemoryContext cxt);
+extern List *rb_spi_text_list(int col, MemoryContext cxt);
 extern void rb_internal_ddl(const char *sql);
 extern bool rb_in_internal_ddl(void);
 extern void rb_note_write(void);

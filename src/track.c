@@ -499,14 +499,24 @@ drop_store(Oid relid, Oid store, bool table_exists)
 /*
  * forget_table: remove a table from the catalog: its points' entries (and
  * points left with no table), its row, its store.  Inside SPI, as owner.
+ *
+ * A point that goes on covering other tables is marked incomplete with
+ * `why` (e.g. "table app.t was untracked"): a migration's revert refuses
+ * such a point, since what the migration did to that table could no
+ * longer be undone.
  */
 static void
-forget_table(Oid relid, Oid store, bool table_exists)
+forget_table(Oid relid, Oid store, bool table_exists, const char *why)
 {
-	Oid			argtypes[1] = {OIDOID};
-	Datum		values[1];
+	Oid			argtypes[2] = {OIDOID, TEXTOID};
+	Datum		values[2];
 
 	values[0] = ObjectIdGetDatum(relid);
+	values[1] = CStringGetTextDatum(why);
+	rb_spi_exec("UPDATE rollback.point p"
+				" SET incomplete = concat_ws('; ', p.incomplete, $2)"
+				" FROM rollback.point_table pt WHERE pt.point_id = p.id AND pt.relid = $1::regclass",
+				2, argtypes, values, NULL, false, SPI_OK_UPDATE);
 	rb_spi_exec("DELETE FROM rollback.point_table WHERE relid = $1::regclass",
 				1, argtypes, values, NULL, false, SPI_OK_DELETE);
 	rb_spi_exec("DELETE FROM rollback.point p WHERE NOT EXISTS"
@@ -598,7 +608,8 @@ rollback_untrack(PG_FUNCTION_ARGS)
 	forboth(lc, leaves, lc2, stores)
 	{
 		LockRelationOid(lfirst_oid(lc), ShareRowExclusiveLock);
-		forget_table(lfirst_oid(lc), lfirst_oid(lc2), true);
+		forget_table(lfirst_oid(lc), lfirst_oid(lc2), true,
+					 psprintf("table %s was untracked", rb_qualified_name(lfirst_oid(lc))));
 	}
 	rb_spi_finish_as_owner(&save);
 	PG_RETURN_VOID();
@@ -617,6 +628,7 @@ rollback_track_schema(PG_FUNCTION_ARGS)
 	List	   *rels = NIL;
 	ListCell   *lc;
 	int			count = 0;
+	bool		adopt = false;
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
@@ -655,10 +667,26 @@ rollback_track_schema(PG_FUNCTION_ARGS)
 	rels = rb_spi_oid_list(1, callercxt);
 	rb_spi_finish_as_owner(&save);
 
+	/*
+	 * The migration tools' tables are left to _adopt_history, as when they
+	 * are created later: it tracks the history tables, puts the labelling
+	 * trigger on them, and leaves Liquibase's lock table alone (a revert
+	 * must not bring back a lock row that says LOCKED).
+	 */
 	foreach(lc, rels)
 	{
 		rb_check_admin(lfirst_oid(lc), "track");
-		count += track_relation(lfirst_oid(lc), InvalidOid);
+		if (rb_is_registry_rel(lfirst_oid(lc)))
+			adopt = true;
+		else
+			count += track_relation(lfirst_oid(lc), InvalidOid);
+	}
+	if (adopt)
+	{
+		rb_spi_connect_as_owner(&save);
+		rb_spi_exec("SELECT rollback._adopt_history()", 0, NULL, NULL, NULL, false,
+					SPI_OK_SELECT);
+		rb_spi_finish_as_owner(&save);
 	}
 	PG_RETURN_INT32(count);
 }
@@ -780,8 +808,10 @@ rollback_on_drop(PG_FUNCTION_ARGS)
 	MemoryContext callercxt = CurrentMemoryContext;
 	List	   *rels = NIL;
 	List	   *stores = NIL;
+	List	   *whys = NIL;
 	ListCell   *lc;
 	ListCell   *lc2;
+	ListCell   *lc3;
 
 	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
 		ereport(ERROR,
@@ -795,7 +825,7 @@ rollback_on_drop(PG_FUNCTION_ARGS)
 				" USING pg_catalog.pg_event_trigger_dropped_objects() d"
 				" WHERE d.object_type = 'schema' AND d.object_name = s.nspname",
 				0, NULL, NULL, NULL, false, SPI_OK_DELETE);
-	rb_spi_exec("SELECT t.relid::oid, t.store::oid"
+	rb_spi_exec("SELECT t.relid::oid, t.store::oid, 'table ' || d.object_identity || ' was dropped'"
 				" FROM pg_catalog.pg_event_trigger_dropped_objects() d"
 				" JOIN rollback.tracked_table t ON t.relid::oid = d.objid"
 				" WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass"
@@ -803,8 +833,9 @@ rollback_on_drop(PG_FUNCTION_ARGS)
 				0, NULL, NULL, NULL, true, SPI_OK_SELECT);
 	rels = rb_spi_oid_list(1, callercxt);
 	stores = rb_spi_oid_list(2, callercxt);
-	forboth(lc, rels, lc2, stores)
-		forget_table(lfirst_oid(lc), lfirst_oid(lc2), false);
+	whys = rb_spi_text_list(3, callercxt);
+	forthree(lc, rels, lc2, stores, lc3, whys)
+		forget_table(lfirst_oid(lc), lfirst_oid(lc2), false, lfirst(lc3));
 	rb_spi_finish_as_owner(&save);
 	PG_RETURN_NULL();
 }

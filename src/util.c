@@ -216,6 +216,23 @@ rb_spi_oid_list(int col, MemoryContext cxt)
 }
 
 /*
+ * rb_spi_text_list: one column of the last SPI result as C strings, in a
+ * list built in cxt (see rb_spi_oid_list).  A NULL is a NULL pointer.
+ */
+List *
+rb_spi_text_list(int col, MemoryContext cxt)
+{
+	MemoryContext oldcxt = MemoryContextSwitchTo(cxt);
+	List	   *result = NIL;
+	uint64		i;
+
+	for (i = 0; i < SPI_processed; i++)
+		result = lappend(result, SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, col));
+	MemoryContextSwitchTo(oldcxt);
+	return result;
+}
+
+/*
  * rb_spi_exec_latest: like rb_spi_exec for a data-changing statement, but
  * run with a fresh snapshot rather than the transaction's.  A restore holds
  * EXCLUSIVE locks and must see and change every committed row, also when

@@ -19,7 +19,7 @@ SELECT has_table('rollback', 'point_table', 'catalog: point_table');
 SELECT has_view('rollback', 'points', 'view: points');
 SELECT has_view('rollback', 'tracked', 'view: tracked');
 SELECT columns_are('rollback', 'points',
-	ARRAY['id', 'name', 'created_at', 'created_by', 'comment', 'tables', 'rows_captured', 'store_bytes']);
+	ARRAY['id', 'name', 'created_at', 'created_by', 'comment', 'tables', 'rows_captured', 'store_bytes', 'incomplete']);
 SELECT col_type_is('rollback', 'points', 'tables', 'regclass[]', 'points.tables is regclass[]');
 SELECT col_is_unique('rollback', 'point', ARRAY['name'], 'point names are unique');
 SELECT has_role('rollback_admin');

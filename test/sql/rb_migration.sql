@@ -213,6 +213,37 @@ SELECT version, status FROM rollback.migrations WHERE version LIKE '9-%' ORDER B
 SELECT count(*) AS extra_columns FROM information_schema.columns
  WHERE table_schema = 'mig' AND table_name = 'orders' AND column_name IN ('a9', 'b9');
 
+-- 10. a revert that cannot go on: nothing changed
+SELECT rollback.begin_migration('10-a') > 0 AS begun;
+ALTER TABLE mig.orders ADD COLUMN a10 int;
+UPDATE mig.orders SET a10 = 1;
+SELECT rollback.end_migration();
+SELECT public.mig_fp() AS fp10 \gset
+-- another transaction holds a lock it needs: lock_timeout ends it
+BEGIN;
+LOCK TABLE mig.orders IN ROW EXCLUSIVE MODE;
+PREPARE TRANSACTION 'rb_mig_lock';
+SET lock_timeout = '10ms';
+SELECT * FROM rollback.revert_migration('10-a');
+RESET lock_timeout;
+ROLLBACK PREPARED 'rb_mig_lock';
+-- a migration is running in this session
+SELECT rollback.begin_migration('10-b') > 0 AS begun;
+SELECT * FROM rollback.revert_to('9-b');
+SELECT * FROM rollback.revert_migration('10-a');
+SELECT rollback.end_migration();
+-- a table of its point is no longer tracked: its history is incomplete
+SELECT rollback.untrack('mig.legacy', force => true);
+SELECT * FROM rollback.revert_migration('10-b');
+SELECT * FROM rollback.revert_to('9-b', dry_run => true);
+SELECT version, status FROM rollback.migrations WHERE version LIKE '10-%' OR version LIKE 'revert:10-%' ORDER BY id;
+SELECT public.mig_fp() = :'fp10' AS rows_unchanged;
+-- the points that lost a table say so (dropped outside a migration, too)
+SET rollback.auto_track_migrations = off;
+DROP TABLE mig.c8;
+RESET rollback.auto_track_migrations;
+SELECT name, incomplete FROM rollback.points WHERE name LIKE 'before:10-%' ORDER BY id;
+
 \! rm -f $RB_DUMP.before $RB_DUMP.before5
 -- leave the database as the other tests expect it: no tracked table
 SET rollback.auto_track_migrations = off;
