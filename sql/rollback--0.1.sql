@@ -453,7 +453,7 @@ SELECT jsonb_build_object(
 		  FROM pg_trigger g
 		 WHERE g.tgrelid = c.oid AND NOT g.tgisinternal AND g.tgparentid = 0
 		   AND g.tgname NOT IN ('zz_rollback_capture', 'zz_rollback_capture_truncate',
-								'zz_rollback_history')), '[]'),
+								'zz_rollback_history', 'zz_rollback_history_late')), '[]'),
 	'policies', COALESCE((SELECT jsonb_agg(jsonb_build_object(
 			'oid', p.oid, 'name', p.polname::text,
 			'def', format('CREATE POLICY %I ON %s AS %s FOR %s TO %s%s%s', p.polname,
@@ -930,21 +930,34 @@ SELECT c.relname IN ('flyway_schema_history', 'databasechangelog', 'databasechan
 $$;
 COMMENT ON FUNCTION rollback._is_registry(pg_catalog.oid) IS 'Whether a table is a migration tool''s history table';
 
+CREATE FUNCTION rollback._history_defer() RETURNS pg_catalog.bool
+	AS 'MODULE_PATHNAME', 'rollback_history_defer' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION rollback._history_defer() IS 'Whether a history row inserted now is paired at its commit: another session has a migration in progress';
+
+CREATE FUNCTION rollback._migration_abandoned(id pg_catalog.int8) RETURNS pg_catalog.bool
+	AS 'MODULE_PATHNAME', 'rollback_migration_abandoned' LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION rollback._migration_abandoned(pg_catalog.int8) IS 'Whether a running migration''s session ended without end_migration()';
+
 CREATE FUNCTION rollback._current_migration() RETURNS pg_catalog.int8
 	AS 'MODULE_PATHNAME', 'rollback_current_migration' LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION rollback._current_migration() IS 'The migration the current transaction''s writes belong to, or NULL';
 
 /*
- * _on_history_row: deferred AFTER INSERT constraint trigger on the tools'
- * history tables, so it runs when the inserting transaction commits.  A
+ * _on_history_row: AFTER INSERT trigger on the tools' history tables.  A
  * row written in the migration's own transaction (dbmate, Rails, Flyway
  * with one connection) labels that migration; a row written from another
  * transaction (Sqitch and Liquibase after the migration's commit, Flyway's
  * default main connection while the migration's transaction is still open,
  * committing after it) is paired with the newest migration that has no
  * history row yet, and its transaction joins the migration, so that a
- * revert takes the row away.  Deferred, because in Flyway's case only at
- * the history row's commit is the migration committed and visible.
+ * revert takes the row away.
+ *
+ * Two triggers call it: zz_rollback_history at once, and, when another
+ * backend has a migration in progress (rollback._history_defer()), the
+ * deferred constraint trigger zz_rollback_history_late at the row's
+ * commit, when in Flyway's case the migration is committed and visible.
+ * Only the rare deferred case leaves a pending trigger event, which would
+ * keep the tool from altering its history table in the same transaction.
  */
 CREATE FUNCTION rollback._on_history_row() RETURNS trigger
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -1045,9 +1058,13 @@ BEGIN
 		IF (r.nspname <> 'sqitch' OR r.relname = 'changes')
 		   AND NOT EXISTS (SELECT 1 FROM pg_trigger g WHERE g.tgrelid = r.oid
 							  AND g.tgname = 'zz_rollback_history') THEN
-			EXECUTE format('CREATE CONSTRAINT TRIGGER zz_rollback_history AFTER INSERT ON %s'
+			EXECUTE format('CREATE TRIGGER zz_rollback_history AFTER INSERT ON %s'
+						   ' FOR EACH ROW WHEN (NOT rollback._history_defer())'
+						   ' EXECUTE FUNCTION rollback._on_history_row()', r.oid::regclass);
+			EXECUTE format('CREATE CONSTRAINT TRIGGER zz_rollback_history_late AFTER INSERT ON %s'
 						   ' DEFERRABLE INITIALLY DEFERRED'
-						   ' FOR EACH ROW EXECUTE FUNCTION rollback._on_history_row()', r.oid::regclass);
+						   ' FOR EACH ROW WHEN (rollback._history_defer())'
+						   ' EXECUTE FUNCTION rollback._on_history_row()', r.oid::regclass);
 		END IF;
 	END LOOP;
 END
@@ -1090,7 +1107,9 @@ COMMENT ON FUNCTION rollback.revert_to(pg_catalog.text, pg_catalog.bool, pg_cata
 
 /* migrations: one row per migration and revert. */
 CREATE VIEW rollback.migrations AS
-SELECT m.id, m.version, m.description, m.tool, m.kind, m.status,
+SELECT m.id, m.version, m.description, m.tool, m.kind,
+	   CASE WHEN m.status = 'running' AND rollback._migration_abandoned(m.id)
+			THEN 'abandoned' ELSE m.status END AS status,
 	   p.name AS point, m.started_at, m.started_by, m.applied_at, m.reverted_at,
 	   m.irreversible IS NOT NULL AS irreversible, m.irreversible AS irreversible_reason,
 	   (SELECT coalesce(sum(pg_catalog.cardinality(j.created)), 0) FROM rollback.journal j

@@ -32,6 +32,7 @@
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
+#include "storage/lock.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
@@ -43,6 +44,8 @@
 PG_FUNCTION_INFO_V1(rollback_begin_migration);
 PG_FUNCTION_INFO_V1(rollback_end_migration);
 PG_FUNCTION_INFO_V1(rollback_current_migration);
+PG_FUNCTION_INFO_V1(rollback_migration_abandoned);
+PG_FUNCTION_INFO_V1(rollback_history_defer);
 
 bool		rollback_auto_track = true;
 
@@ -71,6 +74,106 @@ rb_current_migration(void)
 	if (xact_migration != 0 && xact_lxid == RB_MY_LXID)
 		return xact_migration;
 	return session_migration;
+}
+
+/*
+ * An explicit migration spans transactions, so its catalog row says
+ * "running" until end_migration().  Its session holds a session-level lock
+ * on the migration's id for that time, which tells a migration still being
+ * run from one whose session ended without end_migration() (a tool that
+ * failed halfway and closed its connection): only the latter may be
+ * reverted.  An advisory locktag with our own field4, so that no SQL-level
+ * advisory lock (field4 1 or 2) can collide with it.
+ */
+#define RB_LOCKTAG_MIGRATION 0x5242
+
+static void
+migration_locktag(LOCKTAG *tag, int64 id)
+{
+	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, (uint32) ((uint64) id >> 32), (uint32) id,
+						 RB_LOCKTAG_MIGRATION);
+}
+
+/*
+ * The in-progress lock: id 0 of the same tag space, held in SHARE by every
+ * backend whose migration is not yet committed as applied (an automatic
+ * migration or a revert until its transaction ends; an explicit migration
+ * from begin_migration() until the end of end_migration()'s transaction).
+ * A history row inserted while another backend holds it may belong to that
+ * migration, which its inserter cannot see yet: see rb_history_defer().
+ */
+static void
+hold_in_progress(bool session)
+{
+	LOCKTAG		tag;
+
+	migration_locktag(&tag, 0);
+	(void) LockAcquire(&tag, ShareLock, session, false);
+}
+
+/*
+ * rb_history_defer: whether a history row inserted now must be paired with
+ * its migration at commit rather than at once: the inserting transaction is
+ * no migration itself and another backend has one in progress.  Flyway's
+ * default mode inserts its row from its main connection while the
+ * migration's transaction is open, and commits that transaction only
+ * after; at the row's commit the migration is committed and visible.
+ * Decided once per transaction, so that the two history triggers (one
+ * immediate, one deferred, see _adopt_history) agree on every row.
+ */
+bool
+rb_history_defer(void)
+{
+	static LocalTransactionId lxid = InvalidLocalTransactionId;
+	static bool defer = false;
+	LOCKTAG		tag;
+
+	if (lxid == RB_MY_LXID)
+		return defer;
+	lxid = RB_MY_LXID;
+	defer = false;
+	if (rb_current_migration() != 0)
+		return defer;
+	migration_locktag(&tag, 0);
+	if (LockAcquire(&tag, ExclusiveLock, false, true) == LOCKACQUIRE_NOT_AVAIL)
+		defer = true;
+	else
+		LockRelease(&tag, ExclusiveLock, false);
+	return defer;
+}
+
+/* rollback._history_defer(): rb_history_defer for the triggers' WHEN. */
+Datum
+rollback_history_defer(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(rb_history_defer());
+}
+
+/*
+ * rb_migration_abandoned: whether a migration whose row says "running" was
+ * begun by a session that has ended.  An automatic migration or a revert
+ * lives in one transaction, and others see its row only once it has
+ * committed, so a running one is always this transaction's own.
+ */
+bool
+rb_migration_abandoned(int64 id)
+{
+	LOCKTAG		tag;
+
+	if (id == rb_current_migration())
+		return false;
+	migration_locktag(&tag, id);
+	if (LockAcquire(&tag, ExclusiveLock, false, true) == LOCKACQUIRE_NOT_AVAIL)
+		return false;
+	LockRelease(&tag, ExclusiveLock, false);
+	return true;
+}
+
+/* rollback._migration_abandoned(id bigint): rb_migration_abandoned for SQL. */
+Datum
+rollback_migration_abandoned(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(rb_migration_abandoned(PG_GETARG_INT64(0)));
 }
 
 /* rb_in_revert: whether the current transaction is running a revert. */
@@ -150,6 +253,7 @@ migration_xact_callback(XactEvent event, void *arg)
 	{
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
+			/* (its session lock, on an id no row has, is left to the session's end) */
 			if (session_migration != 0 && session_begun_lxid == RB_MY_LXID)
 				session_migration = 0;
 			/* FALLTHROUGH */
@@ -288,6 +392,7 @@ rb_start_migration(const char *version, const char *description,
 	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	rb_spi_finish_as_owner(&save);
 	CommandCounterIncrement();
+	hold_in_progress(false);
 	return id;
 }
 
@@ -388,6 +493,14 @@ rollback_begin_migration(PG_FUNCTION_ARGS)
 							"migration", false, NIL, NULL);
 	session_migration = id;
 	session_begun_lxid = RB_MY_LXID;
+	/* held until end_migration() or the end of the session */
+	{
+		LOCKTAG		tag;
+
+		migration_locktag(&tag, id);
+		(void) LockAcquire(&tag, ExclusiveLock, true, false);
+	}
+	hold_in_progress(true);
 	rb_migration_record_xid();
 	PG_RETURN_INT64(id);
 }
@@ -412,6 +525,16 @@ rollback_end_migration(PG_FUNCTION_ARGS)
 				" WHERE id = $1 AND status = 'running'",
 				1, argtypes, values, NULL, false, SPI_OK_UPDATE);
 	rb_spi_finish_as_owner(&save);
+	{
+		LOCKTAG		tag;
+
+		migration_locktag(&tag, session_migration);
+		LockRelease(&tag, ExclusiveLock, true);
+		/* in progress until this transaction commits the "applied" */
+		hold_in_progress(false);
+		migration_locktag(&tag, 0);
+		LockRelease(&tag, ShareLock, true);
+	}
 	session_migration = 0;
 	PG_RETURN_VOID();
 }

@@ -826,15 +826,16 @@ check_revertable(int64 id, const char *version, const char *kind, const char *st
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("migration %s is already reverted", version)));
-	if (strcmp(status, "running") == 0)
+	if (strcmp(status, "running") == 0 && !rb_migration_abandoned(id))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("migration %s is still running", version),
-				 errhint("End it with rollback.end_migration() first.")));
+				 errhint("Its session must call rollback.end_migration() first; if that session ends without it, the migration can be reverted.")));
 	values[0] = Int64GetDatum(id);
 	values[1] = BoolGetDatum(strcmp(kind, "revert") == 0);
 	rb_spi_connect_as_owner(&save);
-	rb_spi_exec("SELECT version, status = 'running' FROM rollback.migration WHERE id > $1"
+	rb_spi_exec("SELECT version, status = 'running' AND NOT rollback._migration_abandoned(id)"
+				" FROM rollback.migration WHERE id > $1"
 				" AND status NOT IN ('reverted') AND (kind = 'migration' OR $2)"
 				" ORDER BY id DESC LIMIT 1",
 				2, argtypes, values, NULL, false, SPI_OK_SELECT);
@@ -883,8 +884,9 @@ lock_migrations(List *ids, bool dry_run)
 		return;
 	values[0] = int8_array(ids);
 	rb_spi_connect_as_owner(&save);
-	rb_spi_exec("SELECT version, status FROM rollback.migration WHERE id = ANY ($1)"
-				" ORDER BY id FOR UPDATE",
+	rb_spi_exec("SELECT version, CASE WHEN status = 'running' AND rollback._migration_abandoned(id)"
+				" THEN 'abandoned' ELSE status END"
+				" FROM rollback.migration WHERE id = ANY ($1) ORDER BY id FOR UPDATE",
 				1, argtypes, values, NULL, false, SPI_OK_SELECT);
 	for (i = 0; i < SPI_processed; i++)
 	{
@@ -1033,7 +1035,8 @@ rollback_revert_to(PG_FUNCTION_ARGS)
 		char	   *v = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
 
 		*id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
-		if (strcmp(SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 3), "running") == 0)
+		if (strcmp(SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 3), "running") == 0 &&
+			!rb_migration_abandoned(*id))
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("migration %s is still running", v)));

@@ -150,6 +150,8 @@ extern void rb_ddl_init(void);
 extern bool rollback_auto_track;
 extern void rb_migration_init(void);
 extern int64 rb_current_migration(void);
+extern bool rb_migration_abandoned(int64 id);
+extern bool rb_history_defer(void);
 extern bool rb_in_revert(void);
 extern void rb_migration_record_xid(void);
 extern int64 rb_start_migration(const char *version, const char *description,

@@ -243,6 +243,29 @@ SET rollback.auto_track_migrations = off;
 DROP TABLE mig.c8;
 RESET rollback.auto_track_migrations;
 SELECT name, incomplete FROM rollback.points WHERE name LIKE 'before:10-%' ORDER BY id;
+-- an explicit migration whose session ended without end_migration() (a tool
+-- that failed halfway): abandoned, and it can be reverted
+SELECT public.mig_fp() AS fp10c \gset
+SELECT pg_backend_pid() AS mig_pid \gset
+SELECT rollback.begin_migration('10-c') > 0 AS begun;
+ALTER TABLE mig.orders ADD COLUMN c10 int;
+UPDATE mig.orders SET c10 = 1;
+SELECT status FROM rollback.migrations WHERE version = '10-c';
+SELECT * FROM rollback.revert_migration('10-c');
+\c
+CREATE FUNCTION pg_temp.wait_gone(p int) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+	WHILE EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = p) LOOP
+		PERFORM pg_sleep(0.01);
+	END LOOP;
+END $$;
+SELECT pg_temp.wait_gone(:mig_pid);
+SELECT status FROM rollback.migrations WHERE version = '10-c';
+SELECT count(*) > 0 AS reverted FROM rollback.revert_migration('10-c');
+SELECT status FROM rollback.migrations WHERE version = '10-c';
+SELECT public.mig_fp() = :'fp10c' AS rows_unchanged;
+SELECT count(*) AS c10_columns FROM information_schema.columns
+ WHERE table_schema = 'mig' AND table_name = 'orders' AND column_name = 'c10';
 
 \! rm -f $RB_DUMP.before $RB_DUMP.before5
 -- leave the database as the other tests expect it: no tracked table
