@@ -308,13 +308,74 @@ quarantine_table(Oid relid, const RbSnapshot *snap, uint64 *xids, int nxids,
 }
 
 /*
+ * add_preserved: add a journal entry that kept a table's content to the
+ * list of contents to load back, one per table.  Entries come newest
+ * first; an older one replaces the newer one of the same table, since the
+ * revert goes back to the point of the oldest migration, and that state is
+ * the content the oldest migration kept (revert_to over several
+ * migrations that each kept the table must load it once).
+ */
+static List *
+add_preserved(List *preserved, JEntry *e)
+{
+	ListCell   *lc;
+
+	foreach(lc, preserved)
+		if (((JEntry *) lfirst(lc))->preserved == e->preserved)
+		{
+			lfirst(lc) = e;
+			return preserved;
+		}
+	return lappend(preserved, e);
+}
+
+/*
+ * renumber_content: the undo has just re-added dropped columns (readd:
+ * [{rel, num, name}], num the column's number before the drop); rename
+ * column c<num> to c<number now> in every content kept of those tables.
+ *
+ * Kept content names its columns by attribute number, and a re-added
+ * column gets a new number.  Content that an older migration kept is
+ * loaded by a later revert (the next one, or this one with revert_to),
+ * when the column's old number is long gone, so the renumbering is kept
+ * with the content, in this transaction, rather than only in memory.
+ * New numbers are never reused, so no rename can collide.
+ */
+static void
+renumber_content(const char *readd)
+{
+	RbOwnerSave save;
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		values[1];
+	List	   *cmds = NIL;
+	ListCell   *lc;
+	uint64		i;
+
+	values[0] = CStringGetTextDatum(readd);
+	rb_spi_connect_as_owner(&save);
+	rb_spi_exec("SELECT pg_catalog.format('ALTER TABLE %s RENAME COLUMN %I TO %I',"
+				"  j.content, c.attname, 'c' || a.attnum)"
+				" FROM pg_catalog.jsonb_array_elements($1::jsonb) r"
+				" JOIN pg_catalog.pg_attribute a ON a.attrelid = (r->>'rel')::oid"
+				"  AND a.attname = r->>'name' AND NOT a.attisdropped"
+				" JOIN rollback.journal j ON j.preserved = a.attrelid"
+				" JOIN pg_catalog.pg_attribute c ON c.attrelid = j.content"
+				"  AND c.attname = 'c' || (r->>'num') AND NOT c.attisdropped",
+				1, argtypes, values, NULL, false, SPI_OK_SELECT);
+	for (i = 0; i < SPI_processed; i++)
+		cmds = lappend(cmds, SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
+	foreach(lc, cmds)
+		rb_internal_ddl((char *) lfirst(lc));
+	rb_spi_finish_as_owner(&save);
+}
+
+/*
  * reload_content: insert a table's kept content back, mapping its columns
- * (c<attnum> as of the point) to the table's columns now: the same number,
- * or the number a re-added column got (readd: [{rel, num, name}], with
- * "new" filled in by the undo).
+ * (c<attnum>, renumbered by renumber_content when a column was re-added
+ * since) to the table's columns of the same number.
  */
 static int64
-reload_content(Oid relid, Oid content_oid, const char *content, List *remap_from, List *remap_to)
+reload_content(Oid relid, Oid content_oid, const char *content)
 {
 	Relation	crel;
 	Relation	rel;
@@ -334,13 +395,8 @@ reload_content(Oid relid, Oid content_oid, const char *content, List *remap_from
 	{
 		Form_pg_attribute catt = TupleDescAttr(cdesc, i);
 		int			num = atoi(NameStr(catt->attname) + 1);
-		ListCell   *lc1;
-		ListCell   *lc2;
 		Form_pg_attribute att;
 
-		forboth(lc1, remap_from, lc2, remap_to)
-			if (lfirst_int(lc1) == num)
-				num = lfirst_int(lc2);
 		if (num < 1 || num > desc->natts)
 			continue;
 		att = TupleDescAttr(desc, num - 1);
@@ -388,9 +444,6 @@ revert(List *migs, const char *label, const char *first_version, bool dry_run,
 	List	   *preserved = NIL;
 	List	   *ddlrels = NIL;
 	List	   *all = NIL;
-	List	   *remap_rel = NIL;
-	List	   *remap_from = NIL;
-	List	   *remap_to = NIL;
 	ListCell   *lc;
 	int64		revert_id = 0;
 	int64		newest = *(int64 *) linitial(migs);
@@ -482,7 +535,7 @@ revert(List *migs, const char *label, const char *first_version, bool dry_run,
 		if (e->creates)
 			created = list_concat_unique_oid(created, e->relids);
 		else if (OidIsValid(e->preserved))
-			preserved = lappend(preserved, e);
+			preserved = add_preserved(preserved, e);
 		else
 			ddlrels = list_concat_unique_oid(ddlrels, e->relids);
 		MemoryContextSwitchTo(old);
@@ -597,33 +650,9 @@ revert(List *migs, const char *label, const char *first_version, bool dry_run,
 			if (!dry_run)
 				run_as_owner((char *) lfirst(lc2));
 		}
+		/* the columns it re-added have new numbers: content follows them */
 		if (!dry_run && e->readd != NULL && strcmp(e->readd, "[]") != 0)
-		{
-			Oid			argtypes2[1] = {TEXTOID};
-			Datum		values2[1];
-
-			/* the number each re-added column got */
-			values2[0] = CStringGetTextDatum(e->readd);
-			rb_spi_connect_as_owner(&save);
-			rb_spi_exec("SELECT (r->>'rel')::oid, (r->>'num')::int, a.attnum::int"
-						" FROM pg_catalog.jsonb_array_elements($1::jsonb) r"
-						" JOIN pg_catalog.pg_attribute a ON a.attrelid = (r->>'rel')::oid"
-						"  AND a.attname = r->>'name' AND NOT a.attisdropped",
-						1, argtypes2, values2, NULL, false, SPI_OK_SELECT);
-			for (i = 0; i < SPI_processed; i++)
-			{
-				bool		isnull;
-				HeapTuple	tup = SPI_tuptable->vals[i];
-				TupleDesc	desc = SPI_tuptable->tupdesc;
-				MemoryContext old = MemoryContextSwitchTo(cxt);
-
-				remap_rel = lappend_oid(remap_rel, DatumGetObjectId(SPI_getbinval(tup, desc, 1, &isnull)));
-				remap_from = lappend_int(remap_from, DatumGetInt32(SPI_getbinval(tup, desc, 2, &isnull)));
-				remap_to = lappend_int(remap_to, DatumGetInt32(SPI_getbinval(tup, desc, 3, &isnull)));
-				MemoryContextSwitchTo(old);
-			}
-			rb_spi_finish_as_owner(&save);
-		}
+			renumber_content(e->readd);
 	}
 
 	/* rows, from the stores */
@@ -670,24 +699,11 @@ revert(List *migs, const char *label, const char *first_version, bool dry_run,
 	{
 		JEntry	   *e = lfirst(lc);
 		int64		n;
-		List	   *from = NIL;
-		List	   *to = NIL;
-		ListCell   *a;
-		ListCell   *b;
-		ListCell   *c;
 
 		if (dry_run)
 			n = count_rows(e->content);
 		else
-		{
-			forthree(a, remap_rel, b, remap_from, c, remap_to)
-				if (lfirst_oid(a) == e->preserved)
-				{
-					from = lappend_int(from, lfirst_int(b));
-					to = lappend_int(to, lfirst_int(c));
-				}
-			n = reload_content(e->preserved, e->content_oid, e->content, from, to);
-		}
+			n = reload_content(e->preserved, e->content_oid, e->content);
 		nrestored += n;
 		emit(st, "reload", psprintf("%s: content as of %s, kept before %s",
 									rb_qualified_name(e->preserved), pointname, e->content), n, true);
