@@ -391,8 +391,38 @@ GRANT SELECT ON rollback.migration, rollback.migration_xact, rollback.journal,
 	rollback.quarantine, rollback.audit_log TO rollback_reader, rollback_admin;
 
 /*
+ * _rel_placeholders: an expression (from pg_get_expr) with each relation it
+ * names as a regclass constant ('s.seq'::regclass, a serial column's
+ * nextval) written as the placeholder {q:<oid>}, which the revert renders
+ * as the relation's name when the statement runs.  The expression then
+ * stays the same when such a relation is renamed or moves to another
+ * schema (an owned sequence moves with its table), and an undo that sets
+ * it back names the relation wherever it is at that time.  classid, objid:
+ * the object holding the expression (a column default: pg_attrdef).
+ */
+CREATE FUNCTION rollback._rel_placeholders(expr pg_catalog.text, classid pg_catalog.oid,
+										   objid pg_catalog.oid) RETURNS pg_catalog.text
+	LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	r		oid;
+BEGIN
+	FOR r IN SELECT DISTINCT d.refobjid FROM pg_depend d
+			  WHERE d.classid = _rel_placeholders.classid AND d.objid = _rel_placeholders.objid
+				AND d.refclassid = 'pg_class'::regclass AND d.refobjsubid = 0 LOOP
+		/* as pg_get_expr writes the constant, under the same search_path */
+		expr := replace(expr, '''' || replace(r::regclass::text, '''', '''''') || '''::regclass',
+						format('{q:%s}::regclass', r));
+	END LOOP;
+	RETURN expr;
+END
+$$;
+COMMENT ON FUNCTION rollback._rel_placeholders(pg_catalog.text, pg_catalog.oid, pg_catalog.oid) IS 'An expression with the relations it names as {q:<oid>} placeholders, rendered at revert time';
+
+/*
  * _rel_state: everything the journal can set back on a relation, as jsonb.
- * Compared before and after a statement by _undo.
+ * Compared before and after a statement by _undo.  Relations that column
+ * defaults name are {q:<oid>} placeholders (_rel_placeholders); an owned
+ * sequence records the column that owns it.
  */
 CREATE FUNCTION rollback._rel_state(rel pg_catalog.oid) RETURNS pg_catalog.jsonb
 	LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -417,6 +447,12 @@ SELECT jsonb_build_object(
 									  'inc', s.seqincrement, 'max', s.seqmax, 'min', s.seqmin,
 									  'cache', s.seqcache, 'cycle', s.seqcycle)
 			  FROM pg_sequence s WHERE s.seqrelid = c.oid),
+	'owned', (SELECT jsonb_build_object('rel', d.refobjid, 'col', oa.attname::text)
+				FROM pg_depend d JOIN pg_attribute oa ON oa.attrelid = d.refobjid
+				 AND oa.attnum = d.refobjsubid
+			   WHERE c.relkind = 'S' AND d.classid = 'pg_class'::regclass AND d.objid = c.oid
+				 AND d.refclassid = 'pg_class'::regclass AND d.refobjsubid > 0
+				 AND d.deptype = 'a'),
 	'columns', COALESCE((SELECT jsonb_agg(jsonb_build_object(
 			'num', a.attnum, 'name', a.attname::text,
 			'type', format_type(a.atttypid, a.atttypmod),
@@ -424,7 +460,9 @@ SELECT jsonb_build_object(
 						 THEN (SELECT quote_ident(cn.nspname) || '.' || quote_ident(co.collname)
 								 FROM pg_collation co JOIN pg_namespace cn ON cn.oid = co.collnamespace
 								WHERE co.oid = a.attcollation) END,
-			'notnull', a.attnotnull, 'default', pg_get_expr(d.adbin, d.adrelid),
+			'notnull', a.attnotnull,
+			'default', rollback._rel_placeholders(pg_get_expr(d.adbin, d.adrelid),
+												  'pg_attrdef'::regclass, d.oid),
 			'identity', a.attidentity::text, 'generated', a.attgenerated::text,
 			'comment', col_description(c.oid, a.attnum), 'acl', a.attacl::text[],
 			'stats', a.attstattarget, 'storage', a.attstorage::text) ORDER BY a.attnum)
@@ -852,6 +890,13 @@ BEGIN
 		pre := pre || format('ALTER SEQUENCE %s AS %s INCREMENT BY %s MINVALUE %s MAXVALUE %s START WITH %s CACHE %s %s',
 							 t, y->>'type', y->>'inc', y->>'min', y->>'max', y->>'start', y->>'cache',
 							 CASE WHEN (y->>'cycle')::bool THEN 'CYCLE' ELSE 'NO CYCLE' END);
+	END IF;
+	IF b->'owned' IS DISTINCT FROM a->'owned' THEN
+		/* the owning column is named as it is when this undo runs */
+		pre := pre || CASE WHEN b->'owned' IS NULL OR b->'owned' = 'null'
+				THEN format('ALTER SEQUENCE %s OWNED BY NONE', t)
+				ELSE format('ALTER SEQUENCE %s OWNED BY {r:%s}.%I', t, b->'owned'->>'rel',
+							b->'owned'->>'col') END;
 	END IF;
 	pre := pre || tail;
 	IF b->>'schema' <> a->>'schema' THEN

@@ -100,6 +100,7 @@ struct JournalFrame
 	List	   *created;		/* their identities */
 	List	   *relids;			/* relations the statement touches */
 	List	   *preserve;		/* relations whose content to keep first */
+	List	   *holdseqs;		/* sequences a DROP COLUMN would drop */
 	char	   *irreversible;
 	bool		skip_creates;	/* CREATE OR REPLACE of an existing object */
 	MemoryContext cxt;
@@ -262,6 +263,47 @@ add_column_rewrites(ColumnDef *def)
 }
 
 /*
+ * owned_sequence: the sequence that column colname of relid owns (a serial
+ * column's), if nothing but that column's default uses it, else InvalidOid.
+ * DROP COLUMN drops such a sequence with the column; one that something
+ * else uses is left to the DROP (it refuses, or CASCADE drops the users).
+ */
+static Oid
+owned_sequence(Oid relid, const char *colname)
+{
+	RbOwnerSave save;
+	Oid			argtypes[2] = {OIDOID, TEXTOID};
+	Datum		values[2];
+	Oid			result = InvalidOid;
+
+	if (!OidIsValid(relid) || colname == NULL)
+		return InvalidOid;
+	values[0] = ObjectIdGetDatum(relid);
+	values[1] = CStringGetTextDatum(colname);
+	rb_spi_connect_as_owner(&save);
+	rb_spi_exec("SELECT d.objid FROM pg_catalog.pg_depend d"
+				" JOIN pg_catalog.pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid"
+				" JOIN pg_catalog.pg_class s ON s.oid = d.objid AND s.relkind = 'S'"
+				" WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass"
+				" AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass"
+				" AND d.refobjid = $1 AND a.attname = $2 AND d.deptype = 'a'"
+				" AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend x"
+				"  WHERE x.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND x.refobjid = d.objid"
+				"  AND NOT (x.classid = 'pg_catalog.pg_attrdef'::pg_catalog.regclass AND x.objid IN"
+				"   (SELECT ad.oid FROM pg_catalog.pg_attrdef ad WHERE ad.adrelid = $1 AND ad.adnum = a.attnum)))",
+				2, argtypes, values, NULL, false, SPI_OK_SELECT);
+	if (SPI_processed == 1)
+	{
+		bool		isnull;
+
+		result = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
+												&isnull));
+	}
+	rb_spi_finish_as_owner(&save);
+	return result;
+}
+
+/*
  * classify_alter_table: targets of ALTER TABLE (and INDEX, VIEW, SEQUENCE),
  * and whether it destroys rows, so that the content is kept first.
  */
@@ -285,6 +327,14 @@ classify_alter_table(AlterTableStmt *stmt, JournalFrame *f)
 						   rel_of_rv(((PartitionCmd *) cmd->def)->name));
 				break;
 			case AT_DropColumn:
+				{
+					Oid			seq = owned_sequence(relid, cmd->name);
+
+					if (OidIsValid(seq))
+						f->holdseqs = list_append_unique_oid(f->holdseqs, seq);
+				}
+				destroys = true;
+				break;
 			case AT_AlterColumnType:
 			case AT_SetLogged:
 			case AT_SetUnLogged:
@@ -1085,6 +1135,43 @@ drop_move(DropStmt *stmt, JournalFrame *f, bool *unsupported)
 }
 
 /*
+ * hold_sequences: before DROP COLUMN of a serial column, which would drop
+ * the column's sequence with it, disown the sequence and move it into a
+ * holding schema of its own, as a dropped table is (through nested
+ * statements, each journaled): the application's schema is then what the
+ * DROP COLUMN gives, and the revert re-adds the column with its default
+ * naming the sequence by OID wherever it is, moves it back, and owns it
+ * again; its value is set back with the table's content.  Skipped for a
+ * caller who does not own the table: the DROP COLUMN refuses it.
+ */
+static void
+hold_sequences(JournalFrame *f)
+{
+	ListCell   *lc;
+	RbOwnerSave save;
+
+	foreach(lc, f->holdseqs)
+	{
+		Oid			seq = lfirst_oid(lc);
+		char	   *holding = psprintf("rollback_hold_" INT64_FORMAT "_%u", f->migration, seq);
+		Oid			relid;
+		int32		attnum;
+
+		if (!sequenceIsOwned(seq, DEPENDENCY_AUTO, &relid, &attnum) ||
+			(!superuser() && !rb_object_ownercheck(RelationRelationId, relid, GetUserId())))
+			continue;
+		rb_spi_connect_as_owner(&save);
+		if (SPI_execute(psprintf("ALTER SEQUENCE %s OWNED BY NONE", rb_qualified_name(seq)),
+						false, 0) < 0 ||
+			SPI_execute(psprintf("CREATE SCHEMA %s", quote_identifier(holding)), false, 0) < 0 ||
+			SPI_execute(psprintf("ALTER SEQUENCE %s SET SCHEMA %s", rb_qualified_name(seq),
+								 quote_identifier(holding)), false, 0) < 0)
+			elog(ERROR, "could not move sequence %u into a holding schema", seq);
+		rb_spi_finish_as_owner(&save);
+	}
+}
+
+/*
  * rb_journal_begin: before a utility statement runs.  Returns the frame to
  * pass to rb_journal_end after it ran, or NULL when the statement is not
  * journaled.  *handled is set when the journal ran the statement itself
@@ -1147,6 +1234,7 @@ rb_journal_begin(PlannedStmt *pstmt, const char *queryString,
 
 	foreach(lc, f->preserve)
 		preserve(mig, lfirst_oid(lc));
+	hold_sequences(f);
 	{
 		ListCell   *lc2;
 

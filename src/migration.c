@@ -9,9 +9,17 @@
  * its commit.  The state is per backend:
  *
  *	session_migration	the explicit migration, across transactions; it is
- *						forgotten if the transaction that began it aborts;
+ *						forgotten if the (sub)transaction that began it
+ *						aborts, and comes back if the one that ended it does;
  *	xact_migration		an automatic migration or a revert, valid only for
- *						the transaction (local id) that started it.
+ *						the transaction (local id) that started it, and
+ *						forgotten if the subtransaction that started it
+ *						aborts.
+ *
+ * The state follows the (sub)transactions by their SubTransactionIds, not
+ * the local transaction id: at XACT_EVENT_ABORT and XACT_EVENT_COMMIT the
+ * PGPROC's local id has already been reset (ProcArrayEndTransaction runs
+ * before the callbacks).
  *
  * Every (sub)transaction that writes while a migration is active is
  * recorded in rollback.migration_xact, from the ExecutorStart and
@@ -50,10 +58,28 @@ PG_FUNCTION_INFO_V1(rollback_history_defer);
 bool		rollback_auto_track = true;
 
 static int64 session_migration = 0;
-static LocalTransactionId session_begun_lxid = InvalidLocalTransactionId;
+/* the subtransaction that began it, until its transaction commits */
+static SubTransactionId session_begun_subid = InvalidSubTransactionId;
 static int64 xact_migration = 0;
 static LocalTransactionId xact_lxid = InvalidLocalTransactionId;
+static SubTransactionId xact_subid = InvalidSubTransactionId;
 static bool xact_is_revert = false;
+
+/*
+ * An end_migration() whose transaction has not committed yet: the session
+ * keeps the migration's locks until the commit (others must not see it as
+ * abandoned meanwhile), and is in the migration again if the end is rolled
+ * back.  A list in TopMemoryContext: a transaction may begin and end more
+ * than one migration.
+ */
+typedef struct PendingEnd
+{
+	int64		id;
+	SubTransactionId end_subid; /* the subtransaction that ended it */
+	SubTransactionId begun_subid;	/* that began it, if this transaction */
+} PendingEnd;
+
+static List *pending_ends = NIL;
 
 /* (sub)transaction ids already recorded in this transaction */
 #define MAX_RECORDED 64
@@ -109,6 +135,22 @@ hold_in_progress(bool session)
 
 	migration_locktag(&tag, 0);
 	(void) LockAcquire(&tag, ShareLock, session, false);
+}
+
+/*
+ * release_session_locks: give up the session-level locks that
+ * begin_migration() took for migration id (its own, and its share of the
+ * in-progress lock), when it ends or its begin is rolled back.
+ */
+static void
+release_session_locks(int64 id)
+{
+	LOCKTAG		tag;
+
+	migration_locktag(&tag, id);
+	LockRelease(&tag, ExclusiveLock, true);
+	migration_locktag(&tag, 0);
+	LockRelease(&tag, ShareLock, true);
 }
 
 /*
@@ -230,37 +272,115 @@ rb_migration_record_xid(void)
 }
 
 /*
- * rb_note_subxact_end: a subtransaction that aborts takes its record with
- * it, so forget what we recorded (it is cheap to record again).
+ * undo_session_state: a (sub)transaction aborts: subid is the aborting
+ * subtransaction, or InvalidSubTransactionId for the whole transaction.  A
+ * migration it began is forgotten (its catalog row is gone with it) and
+ * its session locks released; one it ended is the session's again.
+ */
+static void
+undo_session_state(SubTransactionId subid)
+{
+	ListCell   *lc;
+
+	if (session_migration != 0 && session_begun_subid != InvalidSubTransactionId &&
+		(subid == InvalidSubTransactionId || session_begun_subid == subid))
+	{
+		release_session_locks(session_migration);
+		session_migration = 0;
+		session_begun_subid = InvalidSubTransactionId;
+	}
+	foreach(lc, pending_ends)
+	{
+		PendingEnd *pe = lfirst(lc);
+
+		if (pe->begun_subid != InvalidSubTransactionId &&
+			(subid == InvalidSubTransactionId || pe->begun_subid == subid))
+			release_session_locks(pe->id);
+		else if (subid == InvalidSubTransactionId || pe->end_subid == subid)
+		{
+			/* the end is rolled back: the session is in it again */
+			session_migration = pe->id;
+			session_begun_subid = pe->begun_subid;
+		}
+		else
+			continue;
+		pending_ends = foreach_delete_current(pending_ends, lc);
+		pfree(pe);
+	}
+}
+
+/*
+ * migration_subxact_callback: a subtransaction that aborts takes its
+ * migration_xact record with it, so forget what we recorded (it is cheap
+ * to record again), and undoes the begin_migration() or end_migration()
+ * it ran, and the automatic migration or revert it started.  One that
+ * commits hands them to its parent.
  */
 static void
 migration_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 						   SubTransactionId parentSubid, void *arg)
 {
-	if (event == SUBXACT_EVENT_ABORT_SUB)
-		nrecorded = 0;
+	ListCell   *lc;
+
+	switch (event)
+	{
+		case SUBXACT_EVENT_ABORT_SUB:
+			nrecorded = 0;
+			undo_session_state(mySubid);
+			if (xact_migration != 0 && xact_subid == mySubid)
+			{
+				xact_migration = 0;
+				xact_is_revert = false;
+			}
+			break;
+		case SUBXACT_EVENT_COMMIT_SUB:
+			if (session_begun_subid == mySubid)
+				session_begun_subid = parentSubid;
+			foreach(lc, pending_ends)
+			{
+				PendingEnd *pe = lfirst(lc);
+
+				if (pe->end_subid == mySubid)
+					pe->end_subid = parentSubid;
+				if (pe->begun_subid == mySubid)
+					pe->begun_subid = parentSubid;
+			}
+			if (xact_subid == mySubid)
+				xact_subid = parentSubid;
+			break;
+		default:
+			break;
+	}
 }
 
 /*
  * migration_xact_callback: at abort, forget a migration that this
- * transaction began (its catalog row is gone with it); at the end of any
- * transaction, the transaction's own migration ends.
+ * transaction began and take back one it ended (undo_session_state); at
+ * commit, a migration begun is the session's for good and the locks of
+ * one ended are released; at the end of any transaction, the
+ * transaction's own migration ends.
  */
 static void
 migration_xact_callback(XactEvent event, void *arg)
 {
+	ListCell   *lc;
+
 	switch (event)
 	{
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
-			/* (its session lock, on an id no row has, is left to the session's end) */
-			if (session_migration != 0 && session_begun_lxid == RB_MY_LXID)
-				session_migration = 0;
+			undo_session_state(InvalidSubTransactionId);
 			/* FALLTHROUGH */
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PARALLEL_COMMIT:
 		case XACT_EVENT_PREPARE:
+			foreach(lc, pending_ends)
+				release_session_locks(((PendingEnd *) lfirst(lc))->id);
+			list_free_deep(pending_ends);
+			pending_ends = NIL;
+			session_begun_subid = InvalidSubTransactionId;
 			xact_migration = 0;
+			xact_subid = InvalidSubTransactionId;
 			xact_is_revert = false;
 			nrecorded = 0;
 			break;
@@ -405,6 +525,7 @@ rb_set_xact_migration(int64 id, bool is_revert)
 {
 	xact_migration = id;
 	xact_lxid = RB_MY_LXID;
+	xact_subid = GetCurrentSubTransactionId();
 	xact_is_revert = is_revert;
 	rb_migration_record_xid();
 }
@@ -492,8 +613,8 @@ rollback_begin_migration(PG_FUNCTION_ARGS)
 							PG_ARGISNULL(2) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(2)),
 							"migration", false, NIL, NULL);
 	session_migration = id;
-	session_begun_lxid = RB_MY_LXID;
-	/* held until end_migration() or the end of the session */
+	session_begun_subid = GetCurrentSubTransactionId();
+	/* held until end_migration()'s commit, its begin's abort, or the session's end */
 	{
 		LOCKTAG		tag;
 
@@ -505,13 +626,19 @@ rollback_begin_migration(PG_FUNCTION_ARGS)
 	PG_RETURN_INT64(id);
 }
 
-/* rollback.end_migration(): the session's migration is applied. */
+/*
+ * rollback.end_migration(): the session's migration is applied.  Its
+ * session locks are released when this transaction commits (it is in
+ * progress until then); if the transaction or the subtransaction aborts,
+ * the session is in the migration again.
+ */
 Datum
 rollback_end_migration(PG_FUNCTION_ARGS)
 {
 	RbOwnerSave save;
 	Oid			argtypes[1] = {INT8OID};
 	Datum		values[1];
+	PendingEnd *pe;
 
 	if (session_migration == 0)
 		ereport(ERROR,
@@ -525,17 +652,18 @@ rollback_end_migration(PG_FUNCTION_ARGS)
 				" WHERE id = $1 AND status = 'running'",
 				1, argtypes, values, NULL, false, SPI_OK_UPDATE);
 	rb_spi_finish_as_owner(&save);
+	pe = MemoryContextAlloc(TopMemoryContext, sizeof(PendingEnd));
+	pe->id = session_migration;
+	pe->end_subid = GetCurrentSubTransactionId();
+	pe->begun_subid = session_begun_subid;
 	{
-		LOCKTAG		tag;
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
 
-		migration_locktag(&tag, session_migration);
-		LockRelease(&tag, ExclusiveLock, true);
-		/* in progress until this transaction commits the "applied" */
-		hold_in_progress(false);
-		migration_locktag(&tag, 0);
-		LockRelease(&tag, ShareLock, true);
+		pending_ends = lcons(pe, pending_ends);
+		MemoryContextSwitchTo(old);
 	}
 	session_migration = 0;
+	session_begun_subid = InvalidSubTransactionId;
 	PG_RETURN_VOID();
 }
 

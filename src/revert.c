@@ -169,7 +169,10 @@ count_rows(const char *relname)
 /*
  * render: fill in the placeholders of a journaled statement: {r:<oid>} is
  * the relation's name now (it may have been renamed since the statement
- * was journaled, and renamed back by the undo since).
+ * was journaled, and renamed back by the undo since), {q:<oid>} the same
+ * name as a string literal (a regclass constant in a column default, see
+ * rollback._rel_placeholders: a serial column's sequence may be in a
+ * holding schema or another schema when the default is set back).
  */
 static char *
 render(const char *sql)
@@ -180,14 +183,17 @@ render(const char *sql)
 	initStringInfo(&buf);
 	while (*p)
 	{
-		if (p[0] == '{' && p[1] == 'r' && p[2] == ':')
+		if (p[0] == '{' && (p[1] == 'r' || p[1] == 'q') && p[2] == ':')
 		{
 			char	   *end;
 			Oid			oid = (Oid) strtoul(p + 3, &end, 10);
 
 			if (*end == '}' && get_rel_name(oid) != NULL)
 			{
-				appendStringInfoString(&buf, rb_qualified_name(oid));
+				if (p[1] == 'q')
+					appendStringInfoString(&buf, quote_literal_cstr(rb_qualified_name(oid)));
+				else
+					appendStringInfoString(&buf, rb_qualified_name(oid));
 				p = end + 1;
 				continue;
 			}

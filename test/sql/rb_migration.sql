@@ -320,14 +320,138 @@ SELECT (SELECT jsonb_agg(to_jsonb(x) ORDER BY x.id) FROM mig.kept7 x) =
 SELECT row_data FROM rollback.quarantine WHERE tbl = 'mig.kept7';
 SELECT version, status FROM rollback.migrations WHERE version LIKE '11-%' ORDER BY id;
 
-\! rm -f $RB_DUMP.before $RB_DUMP.before5
+-- 12. serial columns: their sequences come back named by OID, wherever they
+-- are when the undo runs (a holding schema, another schema), with their next
+-- values (\c above reset client_min_messages)
+SET client_min_messages = warning;
+SET rollback.auto_track_migrations = off;
+CREATE SCHEMA mig_s11;
+SELECT rollback.track_schema('mig_s11');
+CREATE TABLE mig.s11a (a int, b serial);
+CREATE TABLE mig.s11b (cid serial PRIMARY KEY, note text);
+CREATE TABLE mig.s11c (a text, id bigserial);
+INSERT INTO mig.s11a (a) VALUES (1), (2);
+INSERT INTO mig.s11b (note) VALUES ('a'), ('b'), ('c');
+INSERT INTO mig.s11c (a) VALUES ('x'), ('y');
+RESET rollback.auto_track_migrations;
+CREATE FUNCTION pg_temp.s11_seqs() RETURNS text LANGUAGE plpgsql AS $$
+DECLARE r record; acc text := ''; v text;
+BEGIN
+	FOR r IN SELECT c.oid::regclass AS s FROM pg_class c
+			  WHERE c.relkind = 'S' AND c.relname LIKE 's11%' ORDER BY c.relname LOOP
+		EXECUTE format('SELECT CASE WHEN is_called THEN last_value + 1 ELSE last_value END FROM %s', r.s) INTO v;
+		acc := acc || r.s::text || '=' || v || ' ';
+	END LOOP;
+	RETURN acc;
+END $$;
+SELECT public.mig_fp() AS fp11 \gset
+SELECT pg_temp.s11_seqs() AS seqs11 \gset
+SELECT count(*) AS hold11 FROM pg_namespace WHERE nspname LIKE 'rollback\_hold\_%' \gset
+\! pg_dump --schema-only --schema=mig --schema=mig_s11 | grep -v '^\\.*restrict' > $RB_DUMP.before11
+-- DROP TABLE: the owned sequence goes to the holding schema with the table
+SELECT rollback.begin_migration('11-drop-table') > 0 AS begun;
+DROP TABLE mig.s11a;
+SELECT rollback.end_migration();
+SELECT count(*) AS s11a_left FROM pg_class WHERE relnamespace = 'mig'::regnamespace AND relname LIKE 's11a%';
+SELECT count(*) > 0 AS reverted FROM rollback.revert_migration('11-drop-table');
+SELECT * FROM mig.s11a ORDER BY a;
+-- ALTER TABLE ... SET SCHEMA: the owned sequence moves with the table
+SELECT rollback.begin_migration('11-set-schema') > 0 AS begun;
+ALTER TABLE mig.s11b SET SCHEMA mig_s11;
+INSERT INTO mig_s11.s11b (note) VALUES ('d');
+SELECT rollback.end_migration();
+SELECT pg_get_serial_sequence('mig_s11.s11b', 'cid') AS moved_sequence;
+SELECT count(*) > 0 AS reverted FROM rollback.revert_migration('11-set-schema');
+SELECT * FROM mig.s11b ORDER BY cid;
+-- DROP COLUMN of a serial column: the sequence would go with it; it waits in
+-- a holding schema instead, and the app's schema is what DROP COLUMN gives
+-- (the column is the last one, so that it comes back in its place)
+SELECT rollback.begin_migration('11-drop-column') > 0 AS begun;
+ALTER TABLE mig.s11c DROP COLUMN id;
+INSERT INTO mig.s11c (a) VALUES ('z');
+SELECT rollback.end_migration();
+SELECT count(*) AS s11c_sequences_in_app_schemas FROM pg_class
+ WHERE relkind = 'S' AND relname LIKE 's11c%' AND relnamespace IN ('mig'::regnamespace, 'mig_s11'::regnamespace);
+SELECT regexp_replace(detail, '_[0-9]+', '_<n>', 'g') AS detail
+  FROM rollback.revert_migration('11-drop-column', dry_run => true) WHERE action = 'undo';
+SELECT count(*) > 0 AS reverted FROM rollback.revert_migration('11-drop-column');
+SELECT * FROM mig.s11c ORDER BY id;
+SELECT public.mig_fp() = :'fp11' AS rows_unchanged;
+SELECT pg_temp.s11_seqs() = :'seqs11' AS sequences_unchanged;
+\! pg_dump --schema-only --schema=mig --schema=mig_s11 | grep -v '^\\.*restrict' | diff $RB_DUMP.before11 - && echo schema unchanged
+SELECT count(*) = :hold11 AS holding_schemas_unchanged FROM pg_namespace WHERE nspname LIKE 'rollback\_hold\_%';
+-- the revert of the DROP COLUMN can be reverted: the column goes again, the
+-- sequence back to its holding schema; and that revert reverted again
+SELECT count(*) > 0 AS reverted FROM rollback.revert_migration('revert:11-drop-column');
+SELECT column_name FROM information_schema.columns
+ WHERE table_schema = 'mig' AND table_name = 's11c' ORDER BY ordinal_position;
+SELECT count(*) AS s11c_sequences_in_app_schemas FROM pg_class
+ WHERE relkind = 'S' AND relname LIKE 's11c%' AND relnamespace IN ('mig'::regnamespace, 'mig_s11'::regnamespace);
+SELECT count(*) > 0 AS reverted FROM rollback.revert_migration('revert:revert:11-drop-column');
+SELECT public.mig_fp() = :'fp11' AS rows_unchanged;
+SELECT pg_temp.s11_seqs() = :'seqs11' AS sequences_unchanged;
+\! pg_dump --schema-only --schema=mig --schema=mig_s11 | grep -v '^\\.*restrict' | diff $RB_DUMP.before11 - && echo schema unchanged
+INSERT INTO mig.s11c (a) VALUES ('w') RETURNING id, a;
+
+-- 13. the session's migration state follows its transactions: a begin that
+-- is rolled back (the transaction, or a savepoint) leaves no migration and
+-- no lock; an end that is rolled back leaves the migration running
+CREATE FUNCTION pg_temp.mig_locks() RETURNS bigint LANGUAGE sql AS $$
+SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 21058 AND pid = pg_backend_pid()
+$$;
+BEGIN;
+SELECT rollback.begin_migration('12-a') > 0 AS begun;
+ALTER TABLE mig.s11a ADD COLUMN x12 int;
+ROLLBACK;
+SELECT rollback._current_migration() IS NULL AS no_migration, pg_temp.mig_locks() AS locks;
+SELECT count(*) AS rows FROM rollback.migration WHERE version = '12-a';
+BEGIN;
+SAVEPOINT s;
+SELECT rollback.begin_migration('12-b') > 0 AS begun;
+ROLLBACK TO s;
+SELECT rollback._current_migration() IS NULL AS no_migration, pg_temp.mig_locks() AS locks;
+COMMIT;
+BEGIN;
+SAVEPOINT s;
+SELECT rollback.begin_migration('12-c') > 0 AS begun;
+RELEASE s;
+COMMIT;
+SELECT rollback._current_migration() IS NOT NULL AS in_migration, pg_temp.mig_locks() > 0 AS locked;
+ALTER TABLE mig.s11a ADD COLUMN c12 int;
+BEGIN;
+SELECT rollback.end_migration();
+ROLLBACK;
+BEGIN;
+SAVEPOINT s;
+SELECT rollback.end_migration();
+ROLLBACK TO s;
+COMMIT;
+SELECT status FROM rollback.migrations WHERE version = '12-c';
+SELECT rollback._current_migration() IS NOT NULL AS in_migration, pg_temp.mig_locks() > 0 AS locked;
+SELECT rollback.end_migration();
+SELECT status FROM rollback.migrations WHERE version = '12-c';
+SELECT rollback._current_migration() IS NULL AS no_migration, pg_temp.mig_locks() AS locks;
+-- an automatic migration started in a savepoint that is rolled back
+BEGIN;
+SAVEPOINT s;
+ALTER TABLE mig.s11a ADD COLUMN d12 int;
+ROLLBACK TO s;
+SELECT rollback._current_migration() IS NULL AS no_migration;
+INSERT INTO mig.s11a (a) VALUES (12);
+COMMIT;
+SELECT count(*) > 0 AS reverted FROM rollback.revert_migration('12-c');
+SELECT column_name FROM information_schema.columns
+ WHERE table_schema = 'mig' AND table_name = 's11a' ORDER BY ordinal_position;
+SELECT count(*) AS quarantined FROM rollback.quarantine WHERE tbl = 'mig.s11a';
+
+\! rm -f $RB_DUMP.before $RB_DUMP.before5 $RB_DUMP.before11
 -- leave the database as the other tests expect it: no tracked table
 SET rollback.auto_track_migrations = off;
 DO $$
 DECLARE s text;
 BEGIN
 	FOR s IN SELECT nspname FROM pg_namespace
-			  WHERE nspname LIKE 'rollback\_hold\_%' OR nspname IN ('mig', 'mig_other') LOOP
+			  WHERE nspname LIKE 'rollback\_hold\_%' OR nspname IN ('mig', 'mig_other', 'mig_s11') LOOP
 		EXECUTE format('DROP SCHEMA %I CASCADE', s);
 	END LOOP;
 END $$;
