@@ -26,10 +26,11 @@
 # order, including the points the restores themselves take), each followed by
 # the tables, the sequences and every point's as_of against the copies.
 #
-# The generator draws from its own PRNG (xorshift64*), never from Perl's
-# rand() or hash order, so a seed replays exactly.  --log FILE writes every
-# statement it sends, with values inlined, as a script psql can run (the few
-# statements of the second session are marked "-- [second session]").
+# The generator draws from its own PRNG (xorshift64*, in FuzzCommon.pm with
+# what else fuzz_ddl.pl shares), never from Perl's rand() or hash order, so a
+# seed replays exactly.  --log FILE writes every statement it sends, with
+# values inlined, as a script psql can run (the few statements of the second
+# session are marked "-- [second session]").
 #
 # Prints one line per seed: "seed N: ops X, points Y, checks Z, mismatches W".
 # Exits 1 on any mismatch or unexpected SQL error.
@@ -38,27 +39,18 @@ use strict;
 use warnings;
 no warnings "portable";
 use utf8;
-use DBI;
-use DBD::Pg;
-use Getopt::Long;
-use Digest::MD5 qw(md5_hex md5);
-
-binmode STDOUT, ':encoding(UTF-8)';
-binmode STDERR, ':encoding(UTF-8)';
-$| = 1;
+use FindBin;
+use lib $FindBin::Bin;
+use FuzzCommon;
+use Digest::MD5 qw(md5);
 
 my $DEFAULT_OPS = 60;
-my ($SEED, $OPS, $DBNAME, $LOGFILE, $KEEP, $VERBOSE, $GENONLY, $SKIP) = (undef, $DEFAULT_OPS, undef, undef, 0, 0, 0, '');
-GetOptions(
-	'seed=i'   => \$SEED,
+my ($OPS, $GENONLY, $SKIP) = ($DEFAULT_OPS, 0, '');
+parse_options('perl test/fuzz/fuzz.pl --seed N [--ops M] [--dbname D] [--log FILE] [--keep] [--verbose]',
 	'ops=i'    => \$OPS,
-	'dbname=s' => \$DBNAME,
-	'log=s'    => \$LOGFILE,
-	'keep'     => \$KEEP,
-	'verbose+' => \$VERBOSE,
 	'gen-only' => \$GENONLY,	# no rollback.* calls, no checks: tries the generator alone
 	'skip=s'   => \$SKIP,		# triage only, e.g. --skip diff,freeze (see %SKIP)
-) or usage();
+);
 usage() unless defined $SEED && $SEED >= 0 && $OPS >= 0;
 # --skip: leave out a feature to look past a known failure; the random stream
 # stays the same, so a seed takes the same path with and without it.
@@ -70,197 +62,20 @@ my %SKIP = map { $_ => 1 } grep { length } split /,/, $SKIP;
 for (sort keys %SKIP) { die "unknown --skip $_\n" unless /^(diff|freeze|seqtxn)$/; }
 $DBNAME //= 'rb_fuzz';
 
-sub usage
-{
-	print STDERR "usage: perl test/fuzz/fuzz.pl --seed N [--ops M] [--dbname D] [--log FILE] [--keep] [--verbose]\n";
-	exit 2;
-}
-
-my $REPLAY = "perl test/fuzz/fuzz.pl --seed $SEED" . ($OPS != $DEFAULT_OPS ? " --ops $OPS" : '') . ($DBNAME ne 'rb_fuzz' ? " --dbname $DBNAME" : '');
+$SEEDNAME = "seed $SEED";
+$REPLAY = "perl test/fuzz/fuzz.pl --seed $SEED" . ($OPS != $DEFAULT_OPS ? " --ops $OPS" : '') . ($DBNAME ne 'rb_fuzz' ? " --dbname $DBNAME" : '');
 
 ######################################################################
-# PRNG: xorshift64*, with the 64-bit multiply done in 32-bit halves so that
-# Perl never falls back to floating point.
+# Database access (FuzzCommon's sql_do, sql_rows ...)
 
-my $M32 = 0xFFFFFFFF;
-my $RNG;
-
-sub mul64
-{
-	my ($a, $b) = @_;
-	my ($al, $ah) = ($a & $M32, $a >> 32);
-	my ($bl, $bh) = ($b & $M32, $b >> 32);
-	my $lo = $al * $bl;		# < 2^64: exact as an unsigned integer
-	my $cross = (($ah * $bl) & $M32) + (($al * $bh) & $M32);
-	my $hi = (($lo >> 32) + $cross) & $M32;
-	return ($hi << 32) | ($lo & $M32);
-}
-
-sub rng_next
-{
-	my $x = $RNG;
-	$x ^= $x >> 12;
-	$x ^= $x << 25;
-	$x ^= $x >> 27;
-	$RNG = $x;
-	return mul64($x, 0x2545F4914F6CDD1D);
-}
-
-sub rng_seed
-{
-	my ($s) = @_;
-	# splitmix-style scramble of the seed; never zero
-	my $z = mul64(($s ^ 0x9E3779B97F4A7C15), 0xBF58476D1CE4E5B9);
-	$z ^= $z >> 31;
-	$z = mul64($z, 0x94D049BB133111EB);
-	$z ^= $z >> 29;
-	$RNG = $z || 0x853C49E6748FEA9B;
-	rng_next() for 1 .. 4;
-}
-
-# integer in [0, n)
-sub rint { my ($n) = @_; return 0 if $n <= 1; return (rng_next() >> 11) % $n; }
-# integer in [a, b]
-sub rrange { my ($a, $b) = @_; return $a + rint($b - $a + 1); }
-# true with probability p
-sub chance { my ($p) = @_; return ((rng_next() >> 11) / 9007199254740992.0) < $p; }
-sub pick { return $_[rint(scalar @_)]; }
-# weighted choice: pick_w([w1, v1], [w2, v2], ...)
-sub pick_w
-{
-	my $tot = 0;
-	$tot += $_->[0] for @_;
-	my $r = rint($tot);
-	for (@_) { return $_->[1] if $r < $_->[0]; $r -= $_->[0]; }
-	return $_[-1][1];
-}
-# k distinct elements of a list, in list order
-sub sample
-{
-	my ($k, @l) = @_;
-	my @idx = (0 .. $#l);
-	for my $i (reverse 1 .. $#idx) { my $j = rint($i + 1); @idx[$i, $j] = @idx[$j, $i]; }
-	my @s = sort { $a <=> $b } @idx[0 .. ($k < @l ? $k : scalar @l) - 1];
-	return @l[@s];
-}
-sub shuffle
-{
-	my @l = @_;
-	for my $i (reverse 1 .. $#l) { my $j = rint($i + 1); @l[$i, $j] = @l[$j, $i]; }
-	return @l;
-}
-
-######################################################################
-# Database access
-
-our $dbh;			# the session statements go to (local()ized for the second session)
-my $dbh2;			# the second session, connected when first needed
-my $LOG;
-our $in_txn = 0;
-my ($n_ops, $n_checks, $n_mismatch, $n_errors) = (0, 0, 0, 0);
-my $phase = 'setup';
+my $dbh2;			# the second session, connected when first needed (local $dbh = $dbh2 while it runs)
+my ($n_ops, $n_checks) = (0, 0);
 my @points;		# { name, tag, tables => [names], seqs => { seqname => next }, auto }
 my $npoint = 0;
 
-sub logsql
-{
-	my ($sql, $binds) = @_;
-	print STDERR "SQL: ", (length($sql) > 300 ? substr($sql, 0, 300) . '...' : $sql), "\n" if $VERBOSE > 1;
-	return unless $LOG;
-	if ($binds && @$binds)
-	{
-		my @b = @$binds;
-		$sql =~ s/\$(\d+)/$dbh->quote($b[$1 - 1])/ge;
-	}
-	# psql replays one session: the second session's statements are marked
-	print $LOG $sql, ";", ($dbh2 && $dbh == $dbh2 ? ' -- [second session]' : ''), "\n";
-}
-
-sub short { my ($s, $n) = @_; $n //= 300; $s //= 'NULL'; return length($s) > $n ? substr($s, 0, $n) . "...(" . length($s) . " chars)" : $s; }
-
-sub sql_error
-{
-	my ($sql, $binds) = @_;
-	$n_errors++;
-	my $state = $dbh->state // '';
-	my $msg = $dbh->errstr // 'unknown error';
-	chomp $msg;
-	print "ERROR seed $SEED ($phase): SQLSTATE $state: $msg\n";
-	print "  statement: ", short($sql, 500), "\n";
-	print "  replay: $REPLAY\n";
-}
-
-# Run a statement.  Errors whose SQLSTATE is in $allow are expected: the
-# statement is undone (through a savepoint inside a transaction) and 0 is
-# returned.  Other errors are reported; in the ops phase they end the seed.
-sub sql_do
-{
-	my ($sql, $binds, $allow) = @_;
-	$binds //= [];
-	if ($allow && $in_txn)
-	{
-		sql_do('SAVEPOINT risky');
-		print $LOG "\\set ON_ERROR_STOP 0\n" if $LOG;
-		logsql($sql, $binds);
-		print $LOG "\\set ON_ERROR_STOP 1\n" if $LOG;
-		my $rv = $dbh->do($sql, undef, @$binds);
-		if (!defined $rv)
-		{
-			my $st = $dbh->state // '';
-			if (grep { $_ eq $st } @$allow)
-			{
-				sql_do('ROLLBACK TO SAVEPOINT risky');
-				sql_do('RELEASE SAVEPOINT risky');
-				return 0;
-			}
-			sql_error($sql, $binds);
-			die "fatal\n";
-		}
-		sql_do('RELEASE SAVEPOINT risky');
-		return $rv;
-	}
-	print $LOG "\\set ON_ERROR_STOP 0\n" if $LOG && $allow;
-	logsql($sql, $binds);
-	print $LOG "\\set ON_ERROR_STOP 1\n" if $LOG && $allow;
-	my $rv = $dbh->do($sql, undef, @$binds);
-	if (!defined $rv)
-	{
-		my $st = $dbh->state // '';
-		return 0 if $allow && grep { $_ eq $st } @$allow;
-		sql_error($sql, $binds);
-		die "fatal\n" if $phase ne 'check';
-		return undef;
-	}
-	return $rv;
-}
-
-# Rows of a query, as an array of array refs; undef on error (check phase).
-sub sql_rows
-{
-	my ($sql, $binds) = @_;
-	$binds //= [];
-	logsql($sql, $binds);
-	my $r = $dbh->selectall_arrayref($sql, undef, @$binds);
-	if (!defined $r || $dbh->err)
-	{
-		sql_error($sql, $binds);
-		die "fatal\n" if $phase ne 'check';
-		return undef;
-	}
-	return $r;
-}
-
-sub sql_one
-{
-	my ($sql, $binds) = @_;
-	my $r = sql_rows($sql, $binds);
-	return undef unless $r && @$r;
-	return $r->[0][0];
-}
-
-sub txn_begin { sql_do('BEGIN'); $in_txn = 1; }
-sub txn_commit { sql_do('COMMIT'); $in_txn = 0; }
-sub txn_rollback { sql_do('ROLLBACK'); $in_txn = 0; }
+# the statements of the second session are marked in the --log script:
+# psql replays them in its one session
+$log_line = sub { my ($sql) = @_; return "$sql;" . ($dbh2 && $dbh == $dbh2 ? ' -- [second session]' : ''); };
 
 ######################################################################
 # Values.  Each generator returns the value as the text PostgreSQL reads
@@ -271,27 +86,11 @@ my @CHARS = (('a' .. 'z'), ('A' .. 'Z'), ('0' .. '9'), ' ', ' ', "'", '"', '\\',
 			 '$', '%', '_', ':', '?', ';', "\x{e9}", "\x{fc}", "\x{6f22}", "\x{1f600}", "\x{3b1}");
 my @ALPHA = ('a' .. 'z', 'A' .. 'Z', '-', '_', ' ');
 
-sub rstr
-{
-	my ($n) = @_;
-	return join('', map { $CHARS[rint(scalar @CHARS)] } 1 .. $n);
-}
+# a random string of n characters, any
+sub rstr { my ($n) = @_; return rchars(\@CHARS, $n); }
 
-sub ralpha
-{
-	my ($n) = @_;
-	return join('', map { $ALPHA[rint(scalar @ALPHA)] } 1 .. $n);
-}
-
-# a long string that compresses badly: a chain of md5 digests (hex)
-sub md5chain
-{
-	my ($len) = @_;
-	my $s = '';
-	my $h = sprintf('%x', rng_next());
-	while (length($s) < $len) { $h = md5_hex($h); $s .= $h; }
-	return substr($s, 0, $len);
-}
+# a random string of n letters (and '-', '_', ' ')
+sub ralpha { my ($n) = @_; return rchars(\@ALPHA, $n); }
 
 sub gen_int
 {
@@ -1139,31 +938,8 @@ sub point_txn
 	}
 }
 
-my %DBI_ATTR = (AutoCommit => 1, RaiseError => 0, PrintError => 0, PrintWarn => 0,
-				pg_placeholder_dollaronly => 1, pg_placeholder_nocolons => 1, pg_server_prepare => 0);
-
-sub connect_db
-{
-	my $h = DBI->connect("dbi:Pg:dbname=$DBNAME", undef, undef, \%DBI_ATTR);
-	if (!$h && ($DBI::errstr // '') =~ /database \S+ does not exist/)
-	{
-		# no such database: create it, so that a replay works on its own
-		my $p = DBI->connect("dbi:Pg:dbname=postgres", undef, undef, \%DBI_ATTR);
-		$p->do('CREATE DATABASE ' . $p->quote_identifier($DBNAME)) if $p;
-		$p->disconnect if $p;
-		$h = DBI->connect("dbi:Pg:dbname=$DBNAME", undef, undef, \%DBI_ATTR);
-	}
-	$h or do { print "ERROR seed $SEED: cannot connect to database $DBNAME: $DBI::errstr\n"; exit 1; };
-	local $dbh = $h;
-	# lock_timeout: a lock wait between our two sessions is a bug, not a hang
-	for my $s ("SET search_path = pg_catalog", "SET client_min_messages = warning", "SET TimeZone = 'UTC'",
-			   "SET DateStyle = 'ISO, YMD'", "SET IntervalStyle = 'postgres'", "SET bytea_output = 'hex'",
-			   "SET extra_float_digits = 3", "SET lock_timeout = '30s'")
-	{
-		sql_do($s);
-	}
-	return $h;
-}
+# a session on database D (created if missing, so that a replay works on its own)
+sub connect_db { return connect_session($DBNAME, 1); }
 
 ######################################################################
 # Points and copies
@@ -1259,15 +1035,6 @@ sub point_covers
 
 ######################################################################
 # Checks
-
-sub mismatch
-{
-	my ($what, @detail) = @_;
-	$n_mismatch++;
-	print "MISMATCH seed $SEED: $what\n";
-	print "  $_\n" for @detail;
-	print "  replay: $REPLAY\n";
-}
 
 # compare two row sets given as queries of one text column x
 sub compare_sets
@@ -1632,12 +1399,8 @@ sub create_mid_table
 ######################################################################
 # Main
 
-rng_seed($SEED);
-if ($LOGFILE)
-{
-	open($LOG, '>:encoding(UTF-8)', $LOGFILE) or die "cannot write $LOGFILE: $!";
-	print $LOG "-- fuzz.pl --seed $SEED --ops $OPS\n\\set ON_ERROR_STOP 1\n";
-}
+rng_seed($SEED, 0x9E3779B97F4A7C15);
+open_log("-- fuzz.pl --seed $SEED --ops $OPS");
 
 my $ok = eval {
 	$dbh = connect_db();
@@ -1692,14 +1455,7 @@ my $ok = eval {
 };
 if (!$ok)
 {
-	my $e = $@;
-	if ($e ne "fatal\n" && $e ne "gen-only\n")
-	{
-		$n_errors++;
-		print "ERROR seed $SEED ($phase): $e";
-		print "  replay: $REPLAY\n";
-	}
-	if ($in_txn) { $dbh->do('ROLLBACK'); $in_txn = 0; }
+	seed_died($@, "gen-only\n");
 	$dbh2->do('ROLLBACK') if $dbh2;
 }
 

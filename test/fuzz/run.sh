@@ -1,17 +1,32 @@
 #!/usr/bin/env bash
-# Run the seeded differential property test (test/fuzz/fuzz.pl) for a set of
-# seeds against the server that PGHOST / PGPORT / PGUSER point at.
+# Run the seeded differential property tests against the server that PGHOST /
+# PGPORT / PGUSER point at: test/fuzz/fuzz.pl (points and restores) and
+# test/fuzz/fuzz_ddl.pl (migrations with DDL, and their reverts), each for a
+# set of seeds.
 #
-#   FUZZ_SEEDS="1 2 3"          these seeds (spaces or commas)
-#   FUZZ_COUNT=200 FUZZ_START=1 seeds FUZZ_START .. FUZZ_START+FUZZ_COUNT-1
-#   (neither)                   the fixed seeds 1..10
-#   FUZZ_OPS=M                  operations per seed (fuzz.pl's default otherwise)
-#   FUZZ_DB=name                database (default rb_fuzz; created if missing)
+#   FUZZ_SEEDS="1 2 3"          fuzz.pl: these seeds (spaces or commas)
+#   FUZZ_COUNT=200 FUZZ_START=1 fuzz.pl: seeds FUZZ_START .. FUZZ_START+FUZZ_COUNT-1
+#   (neither)                   fuzz.pl: the fixed seeds 1..10
+#   FUZZ_OPS=M                  fuzz.pl: operations per seed (its default otherwise)
+#   FUZZ_DB=name                fuzz.pl: database (default rb_fuzz; created if missing)
 #   FUZZ_SKIP=diff,freeze       triage only: fuzz.pl --skip (see fuzz.pl)
 #
-# Prints fuzz.pl's line for each seed, the failing seeds with the commands that
-# replay them, and as its last line "N passed, N failed". Exits 1 if any seed
-# failed.
+#   FUZZ_DDL_SEEDS="1 2 3"      fuzz_ddl.pl: these seeds (spaces or commas; "" or
+#                               "none" runs none)
+#   FUZZ_DDL_COUNT=100 FUZZ_DDL_START=1
+#                               fuzz_ddl.pl: seeds FUZZ_DDL_START .. +FUZZ_DDL_COUNT-1
+#   (neither)                   fuzz_ddl.pl: no seed (see below)
+#   FUZZ_DDL_MIGRATIONS=M       fuzz_ddl.pl: migrations per seed (its default otherwise)
+#   FUZZ_DDL_DB=name            fuzz_ddl.pl: database (default rb_fuzz_ddl; DROPPED and
+#                               created anew for every seed)
+#   FUZZ_DDL_AVOID=bug1,bug2    triage only: fuzz_ddl.pl --avoid (known bugs, see
+#                               fuzz_ddl.pl)
+#
+# The default set (10 seeds of fuzz.pl) takes about half a minute on 2 cores.
+# Prints each seed's line ("seed N: ..." for fuzz.pl, "ddl seed N: ..." for
+# fuzz_ddl.pl), the failing seeds with the commands that replay them, and as
+# its last line "N passed, N failed", counting the seeds of both. Exits 1 if
+# any seed failed.
 set -uo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -40,6 +55,35 @@ else
 	seeds=(1 2 3 4 5 6 7 8 9 10)
 fi
 
+if [[ -n "${FUZZ_DDL_SEEDS+set}" ]]; then
+	if [[ "$FUZZ_DDL_SEEDS" == none ]]; then
+		ddl_seeds=()
+	else
+		read -r -a ddl_seeds <<<"${FUZZ_DDL_SEEDS//,/ }"
+	fi
+elif [[ -n "${FUZZ_DDL_COUNT:-}" ]]; then
+	ddl_start=${FUZZ_DDL_START:-1}
+	mapfile -t ddl_seeds < <(seq "$ddl_start" $((ddl_start + FUZZ_DDL_COUNT - 1)))
+else
+	# fuzz_ddl.pl still finds open bugs in migration reverts (issue 3), so it
+	# is not part of the default run, and says so: run it by hand with
+	# FUZZ_DDL_SEEDS or FUZZ_DDL_COUNT.
+	ddl_seeds=()
+	echo "fuzz: fuzz_ddl.pl not run (it still finds open revert bugs; FUZZ_DDL_COUNT=20 runs it)"
+fi
+ddl_db=${FUZZ_DDL_DB:-rb_fuzz_ddl}
+ddl_args=()
+if [[ -n "${FUZZ_DDL_MIGRATIONS:-}" ]]; then
+	ddl_args=(--migrations "$FUZZ_DDL_MIGRATIONS")
+fi
+if [[ $ddl_db != rb_fuzz_ddl ]]; then
+	ddl_args+=(--dbname "$ddl_db")
+fi
+if [[ -n "${FUZZ_DDL_AVOID:-}" ]]; then
+	ddl_args+=(--avoid "$FUZZ_DDL_AVOID")
+fi
+total=$((${#seeds[@]} + ${#ddl_seeds[@]}))
+
 ops_arg=()
 if [[ -n "${FUZZ_OPS:-}" ]]; then
 	ops_arg=(--ops "$FUZZ_OPS")
@@ -52,13 +96,13 @@ fi
 if [[ -z $(psql -X -d postgres -Atc "SELECT 1 FROM pg_catalog.pg_database WHERE datname = '$db'") ]]; then
 	if ! psql -X -q -d postgres -c "CREATE DATABASE \"$db\""; then
 		echo "fuzz: cannot create database $db" >&2
-		echo "0 passed, ${#seeds[@]} failed"
+		echo "0 passed, $total failed"
 		exit 1
 	fi
 fi
 if ! psql -X -q -d "$db" -c 'SET client_min_messages = warning' -c 'CREATE EXTENSION IF NOT EXISTS rollback'; then
 	echo "fuzz: CREATE EXTENSION rollback failed in $db" >&2
-	echo "0 passed, ${#seeds[@]} failed"
+	echo "0 passed, $total failed"
 	exit 1
 fi
 
@@ -76,11 +120,34 @@ for seed in "${seeds[@]}"; do
 done
 
 echo "fuzz: $((SECONDS - start_time)) s"
+
+# migrations with DDL: fuzz_ddl.pl makes its own database for every seed
+ddl_failed=()
+if [[ ${#ddl_seeds[@]} -gt 0 ]]; then
+	echo "fuzz: ${#ddl_seeds[@]} DDL seeds against database $ddl_db${FUZZ_DDL_MIGRATIONS:+, $FUZZ_DDL_MIGRATIONS migrations each}${FUZZ_DDL_AVOID:+, avoiding $FUZZ_DDL_AVOID}"
+	ddl_start_time=$SECONDS
+	for seed in "${ddl_seeds[@]}"; do
+		if (cd "$root" && perl test/fuzz/fuzz_ddl.pl --seed "$seed" "${ddl_args[@]}"); then
+			passed=$((passed + 1))
+		else
+			ddl_failed+=("$seed")
+		fi
+	done
+	echo "fuzz: DDL $((SECONDS - ddl_start_time)) s"
+fi
+
 if [[ ${#failed[@]} -gt 0 ]]; then
 	echo "fuzz: failing seeds: ${failed[*]}"
 	for seed in "${failed[@]}"; do
 		echo "  replay: perl test/fuzz/fuzz.pl --seed $seed${FUZZ_OPS:+ --ops $FUZZ_OPS}$([[ $db != rb_fuzz ]] && echo " --dbname $db")"
 	done
 fi
-echo "$passed passed, ${#failed[@]} failed"
-[[ ${#failed[@]} -eq 0 ]]
+if [[ ${#ddl_failed[@]} -gt 0 ]]; then
+	echo "fuzz: failing DDL seeds: ${ddl_failed[*]}"
+	for seed in "${ddl_failed[@]}"; do
+		echo "  replay: perl test/fuzz/fuzz_ddl.pl --seed $seed${ddl_args[*]:+ ${ddl_args[*]}} --log /tmp/fuzz_ddl_$seed.sql"
+	done
+fi
+nfailed=$((${#failed[@]} + ${#ddl_failed[@]}))
+echo "$passed passed, $nfailed failed"
+[[ $nfailed -eq 0 ]]
