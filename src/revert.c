@@ -426,6 +426,24 @@ reload_content(Oid relid, Oid content_oid, const char *content)
 }
 
 /*
+ * run_undo: one "undo" step per statement of a journal entry's undo list,
+ * run as the extension's owner unless this is a dry run.  Returns how many.
+ */
+static int
+run_undo(List *stmts, bool dry_run, Steps *st)
+{
+	ListCell   *lc;
+
+	foreach(lc, stmts)
+	{
+		emit(st, "undo", render((char *) lfirst(lc)), 0, false);
+		if (!dry_run)
+			run_as_owner((char *) lfirst(lc));
+	}
+	return list_length(stmts);
+}
+
+/*
  * revert: revert these migrations (newest first) to the point of the
  * oldest.  label names the revert ("revert:<version>").
  */
@@ -647,15 +665,8 @@ revert(List *migs, const char *label, const char *first_version, bool dry_run,
 	foreach(lc, entries)
 	{
 		JEntry	   *e = lfirst(lc);
-		ListCell   *lc2;
 
-		foreach(lc2, e->pre)
-		{
-			emit(st, "undo", render((char *) lfirst(lc2)), 0, false);
-			nundo++;
-			if (!dry_run)
-				run_as_owner((char *) lfirst(lc2));
-		}
+		nundo += run_undo(e->pre, dry_run, st);
 		/* the columns it re-added have new numbers: content follows them */
 		if (!dry_run && e->readd != NULL && strcmp(e->readd, "[]") != 0)
 			renumber_content(e->readd);
@@ -717,18 +728,7 @@ revert(List *migs, const char *label, const char *first_version, bool dry_run,
 
 	/* constraints, NOT NULL, indexes: once the rows are back */
 	foreach(lc, entries)
-	{
-		JEntry	   *e = lfirst(lc);
-		ListCell   *lc2;
-
-		foreach(lc2, e->post)
-		{
-			emit(st, "undo", render((char *) lfirst(lc2)), 0, false);
-			nundo++;
-			if (!dry_run)
-				run_as_owner((char *) lfirst(lc2));
-		}
-	}
+		nundo += run_undo(((JEntry *) lfirst(lc))->post, dry_run, st);
 
 	/* sequences of the kept tables (the others were set with their rows) */
 	foreach(lc, preserved)

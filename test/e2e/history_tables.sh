@@ -370,16 +370,11 @@ CREATE OR REPLACE VIEW public.item_names AS SELECT id, name FROM public.items;
 EOF
 }
 
-# ---------------------------------------------------------------------------
-# Scenario 1: Flyway, default mode (two connections), history table created by
-# Flyway's schema creation BEFORE track_schema('public').
-scenario_flyway_default() {
-	E2E_NAME=flyway_default
-	local P=$E2E_DIR/flyway_default
-	fw_project "$P"
-
-	step "database; Flyway (flyway.schemas=public,fw_audit) creates schema fw_audit, its history table and the SCHEMA marker, in one transaction of its main connection"
-	use_db flyway_default
+# fw_create_schema_and_history: what Flyway (flyway.schemas=public,fw_audit)
+# does on an empty database, in one transaction of its main connection
+# (DbSchemas): CREATE SCHEMA fw_audit, the history table in public, the SCHEMA
+# marker row.
+fw_create_schema_and_history() {
 	sess_open B
 	sess_run B "BEGIN;
 CREATE SCHEMA \"fw_audit\";
@@ -390,6 +385,19 @@ $FW_SELECT" >/dev/null
 	sess_run B "$(fw_insert "$(fw_rank B SCHEMA)" '' '<< Flyway Schema Creation >>' SCHEMA '"fw_audit"' '' 0)
 COMMIT;" >/dev/null
 	sess_close B
+}
+
+# ---------------------------------------------------------------------------
+# Scenario 1: Flyway, default mode (two connections), history table created by
+# Flyway's schema creation BEFORE track_schema('public').
+scenario_flyway_default() {
+	E2E_NAME=flyway_default
+	local P=$E2E_DIR/flyway_default
+	fw_project "$P"
+
+	step "database; Flyway (flyway.schemas=public,fw_audit) creates schema fw_audit, its history table and the SCHEMA marker, in one transaction of its main connection"
+	use_db flyway_default
+	fw_create_schema_and_history
 	expect "the history table's columns (Flyway's DDL)" \
 		"$(sql -c "SELECT string_agg(attname || ' ' || format_type(atttypid, atttypmod) || CASE WHEN attnotnull THEN ' not null' ELSE '' END, ', ' ORDER BY attnum) FROM pg_attribute WHERE attrelid = 'public.flyway_schema_history'::regclass AND attnum > 0")" \
 		"installed_rank integer not null, version character varying(50), description character varying(200) not null, type character varying(20) not null, script character varying(1000) not null, checksum integer, installed_by character varying(100) not null, installed_on timestamp without time zone not null, execution_time integer not null, success boolean not null"
@@ -534,16 +542,7 @@ scenario_flyway_callbacks() {
 	[[ "$auto" =~ $AUTO_RE ]] || fail "expected one automatic migration, got: $auto"
 
 	step "Flyway creates schema fw_audit, its history table in public and the SCHEMA marker (after track_schema)"
-	sess_open B
-	sess_run B "BEGIN;
-CREATE SCHEMA \"fw_audit\";
-SELECT pg_try_advisory_xact_lock($FW_LOCK);
-$FW_CREATE_TABLE
-$FW_PK_IDX
-$FW_SELECT" >/dev/null
-	sess_run B "$(fw_insert "$(fw_rank B SCHEMA)" '' '<< Flyway Schema Creation >>' SCHEMA '"fw_audit"' '' 0)
-COMMIT;" >/dev/null
-	sess_close B
+	fw_create_schema_and_history
 	expect "the SCHEMA marker labels nothing" "$(migrations_list)" "$auto"
 	no_label_from '<< Flyway Schema Creation >>'
 	capture fc_before
