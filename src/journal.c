@@ -606,6 +606,26 @@ classify(Node *stmt, JournalFrame *f, List **nsps)
 			{
 				DropStmt   *ds = (DropStmt *) stmt;
 
+				/*
+				 * A revert drops views and functions for real: they keep no
+				 * data, and one moved into a holding schema would still
+				 * depend on the columns and tables that the revert of an
+				 * earlier migration must drop next.  The journal keeps their
+				 * definition (_undo creates them again), so that the revert
+				 * can be reverted.  Holding is for what must keep its OID.
+				 */
+				if (rb_in_revert() && !ds->concurrent &&
+					(ds->removeType == OBJECT_VIEW || ds->removeType == OBJECT_MATVIEW ||
+					 ds->removeType == OBJECT_FUNCTION || ds->removeType == OBJECT_PROCEDURE))
+				{
+					foreach(lc, ds->objects)
+					{
+						ObjectAddress addr = address_of(ds->removeType, lfirst(lc), AccessExclusiveLock);
+
+						add_target(f, addr.classId, addr.objectId);
+					}
+					return J_DIFF;
+				}
 				switch (ds->removeType)
 				{
 					case OBJECT_TABLE:

@@ -167,12 +167,47 @@ count_rows(const char *relname)
 }
 
 /*
+ * relocated_oid: the relation that stands now for one a revert dropped and
+ * created again (a view), or InvalidOid: of the OIDs rollback.relocated
+ * links to it, directly or not, in either direction, the one that exists
+ * (the newest link, should a gone OID have been reused).
+ */
+static Oid
+relocated_oid(Oid oid)
+{
+	RbOwnerSave save;
+	Oid			argtypes[1] = {OIDOID};
+	Datum		values[1];
+	Oid			result = InvalidOid;
+
+	values[0] = ObjectIdGetDatum(oid);
+	rb_spi_connect_as_owner(&save);
+	rb_spi_exec("WITH RECURSIVE g(oid) AS (SELECT $1 UNION"
+				"  SELECT CASE WHEN x.old_oid = g.oid THEN x.new_oid ELSE x.old_oid END"
+				"  FROM g JOIN rollback.relocated x ON g.oid IN (x.old_oid, x.new_oid))"
+				" SELECT g.oid FROM g JOIN pg_catalog.pg_class c ON c.oid = g.oid"
+				" WHERE g.oid <> $1 ORDER BY (SELECT max(x.seq) FROM rollback.relocated x"
+				"  WHERE x.new_oid = g.oid) DESC NULLS LAST LIMIT 1",
+				1, argtypes, values, NULL, false, SPI_OK_SELECT);
+	if (SPI_processed == 1)
+	{
+		bool		isnull;
+
+		result = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
+												&isnull));
+	}
+	rb_spi_finish_as_owner(&save);
+	return result;
+}
+
+/*
  * render: fill in the placeholders of a journaled statement: {r:<oid>} is
  * the relation's name now (it may have been renamed since the statement
- * was journaled, and renamed back by the undo since), {q:<oid>} the same
- * name as a string literal (a regclass constant in a column default, see
- * rollback._rel_placeholders: a serial column's sequence may be in a
- * holding schema or another schema when the default is set back).
+ * was journaled, and renamed back by the undo since; a view dropped and
+ * created again by a revert is found through rollback.relocated), {q:<oid>}
+ * the same name as a string literal (a regclass constant in a column
+ * default, see rollback._rel_placeholders: a serial column's sequence may
+ * be in a holding schema or another schema when the default is set back).
  */
 static char *
 render(const char *sql)
@@ -188,7 +223,9 @@ render(const char *sql)
 			char	   *end;
 			Oid			oid = (Oid) strtoul(p + 3, &end, 10);
 
-			if (*end == '}' && get_rel_name(oid) != NULL)
+			if (*end == '}' && get_rel_name(oid) == NULL)
+				oid = relocated_oid(oid);
+			if (*end == '}' && OidIsValid(oid) && get_rel_name(oid) != NULL)
 			{
 				if (p[1] == 'q')
 					appendStringInfoString(&buf, quote_literal_cstr(rb_qualified_name(oid)));
