@@ -103,7 +103,7 @@ usage() unless defined $SEED && $SEED >= 0 && $MIGRATIONS >= 1;
 #         another)
 #   bug9  the revert of SET SCHEMA of a table with a serial column fails (its
 #         sequence is looked up by its old name): such tables stay put
-# bug3, bug4, bug5, bug7, bug8 and bug9 are fixed (commits 128d2c7, 51bfff1); their
+# All nine are fixed (commits 128d2c7, 51bfff1, 47cc8f3); their
 # --avoid entries stay so that logs of older runs can be replayed the same way.
 my %KNOWN_BUGS = (
 	bug1 => 'CREATE OR REPLACE VIEW adding a column refused as irreversible',
