@@ -346,13 +346,15 @@ CREATE TABLE rollback.journal (
 COMMENT ON TABLE rollback.journal IS 'Undo journal of each migration: what each DDL statement destroyed or created, and how to undo it';
 
 /*
- * relocated: relations that a revert dropped and created again (views: OR
- * REPLACE cannot take a column away, and a revert drops the views it
- * created for real).  Each row links the OID of the state a view was
- * created from (old_oid) to the OID it got (new_oid).  Journal entries
- * name relations by OID ({r:<oid>}): when that OID is gone, a revert
- * takes the one of its linked OIDs that exists (the view's incarnations
- * are linked, in either direction, and one exists at a time).
+ * relocated: relations that were dropped and created again under the same
+ * name: views a revert re-creates (OR REPLACE cannot take a column away,
+ * and a revert drops the views it created for real), indexes a revert
+ * re-creates (the undo of DROP INDEX), indexes that ALTER TABLE rebuilt
+ * (ALTER COLUMN TYPE).  Each row links the OID of the former relation
+ * (old_oid) to the OID of the new one (new_oid).  Journal entries name
+ * relations by OID ({r:<oid>}): when that OID is gone, a revert takes the
+ * one of its linked OIDs that exists (the incarnations are linked, in
+ * either direction, and one exists at a time).
  */
 CREATE TABLE rollback.relocated (
 	seq			pg_catalog.int8 GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -361,7 +363,7 @@ CREATE TABLE rollback.relocated (
 );
 CREATE INDEX relocated_old_idx ON rollback.relocated (old_oid);
 CREATE INDEX relocated_new_idx ON rollback.relocated (new_oid);
-COMMENT ON TABLE rollback.relocated IS 'Relations a revert dropped and re-created: their old OID and the new one, for the journal''s placeholders';
+COMMENT ON TABLE rollback.relocated IS 'Relations dropped and re-created under the same name (views, indexes): their old OID and the new one, for the journal''s placeholders';
 REVOKE ALL ON rollback.relocated FROM PUBLIC;
 GRANT SELECT ON rollback.relocated TO rollback_reader, rollback_admin;
 
@@ -782,6 +784,7 @@ DECLARE
 	x		jsonb;
 	y		jsonb;
 	def		text;
+	k		text;
 BEGIN
 	IF a IS NULL AND b->>'type' = 'schema' THEN
 		/* an empty schema was dropped: create it again */
@@ -910,43 +913,58 @@ BEGIN
 		END IF;
 	END LOOP;
 
-	/* indexes that back no constraint */
+	/*
+	 * indexes that back no constraint, and constraints.  The statements
+	 * that drop one (pre) or create it again (post) start with a tag, a
+	 * comment "rb:idx:<index OID>" or "rb:con:<table OID>:<md5 of the
+	 * name>": a revert over several entries cancels the re-creation (post) of an
+	 * object that an older entry's undo drops (pre), see revert.c
+	 */
 	FOR x IN SELECT * FROM jsonb_array_elements(a->'indexes') LOOP
 		SELECT e INTO y FROM jsonb_array_elements(b->'indexes') e WHERE e->'oid' = x->'oid';
 		IF y IS NULL THEN
-			pre := pre || format('DROP INDEX {r:%s}', x->>'oid');
+			pre := pre || format('/*rb:idx:%s*/ DROP INDEX {r:%s}', x->>'oid', x->>'oid');
 		ELSIF y->>'name' <> x->>'name' THEN
 			tail := tail || format('ALTER INDEX {r:%s} RENAME TO %I', x->>'oid', y->>'name');
 		END IF;
 	END LOOP;
 	FOR y IN SELECT * FROM jsonb_array_elements(b->'indexes') LOOP
 		SELECT e INTO x FROM jsonb_array_elements(a->'indexes') e WHERE e->'oid' = y->'oid';
+		k := format('/*rb:idx:%s*/ ', y->>'oid');
 		IF x IS NULL THEN
-			post := post || regexp_replace(y->>'def', ' ON (ONLY )?\S+ USING ', ' ON \1' || t || ' USING ');
+			/* a new OID: rollback.relocated links it to the old one */
+			post := post || (k || regexp_replace(y->>'def', ' ON (ONLY )?\S+ USING ', ' ON \1' || t || ' USING '))
+				|| (k || format('INSERT INTO rollback.relocated (old_oid, new_oid)'
+						  ' SELECT %s, c.oid FROM pg_catalog.pg_class c WHERE c.relname = %L'
+						  ' AND c.relnamespace = (SELECT relnamespace FROM pg_catalog.pg_class'
+						  ' WHERE oid = {q:%s}::pg_catalog.regclass)', y->>'oid', y->>'name', a->>'oid'));
 		END IF;
 		IF y->>'comment' IS DISTINCT FROM x->>'comment' OR (x IS NULL AND y->>'comment' IS NOT NULL) THEN
-			post := post || format('COMMENT ON INDEX %I.%I IS %s', a->>'schema', y->>'name',
-								   coalesce(quote_literal(y->>'comment'), 'NULL'));
+			post := post || (CASE WHEN x IS NULL THEN k ELSE '' END
+							 || format('COMMENT ON INDEX %I.%I IS %s', a->>'schema', y->>'name',
+									   coalesce(quote_literal(y->>'comment'), 'NULL')));
 		END IF;
 	END LOOP;
 
-	/* constraints */
 	FOR x IN SELECT * FROM jsonb_array_elements(a->'constraints') LOOP
 		SELECT e INTO y FROM jsonb_array_elements(b->'constraints') e WHERE e->'oid' = x->'oid';
 		IF y IS NULL THEN
-			pre := pre || format('ALTER TABLE %s DROP CONSTRAINT IF EXISTS %I', t, x->>'name');
+			pre := pre || format('/*rb:con:%s:%s*/ ALTER TABLE %s DROP CONSTRAINT IF EXISTS %I',
+								 a->>'oid', md5(x->>'name'), t, x->>'name');
 		ELSIF y->>'name' <> x->>'name' THEN
 			pre := pre || format('ALTER TABLE %s RENAME CONSTRAINT %I TO %I', t, x->>'name', y->>'name');
 		END IF;
 	END LOOP;
 	FOR y IN SELECT * FROM jsonb_array_elements(b->'constraints') LOOP
 		SELECT e INTO x FROM jsonb_array_elements(a->'constraints') e WHERE e->'oid' = y->'oid';
+		k := format('/*rb:con:%s:%s*/ ', a->>'oid', md5(y->>'name'));
 		IF x IS NULL THEN
-			post := post || format('ALTER TABLE %s ADD CONSTRAINT %I %s', t, y->>'name', y->>'def');
+			post := post || (k || format('ALTER TABLE %s ADD CONSTRAINT %I %s', t, y->>'name', y->>'def'));
 		END IF;
 		IF y->>'comment' IS DISTINCT FROM x->>'comment' OR (x IS NULL AND y->>'comment' IS NOT NULL) THEN
-			post := post || format('COMMENT ON CONSTRAINT %I ON %s IS %s', y->>'name', t,
-								   coalesce(quote_literal(y->>'comment'), 'NULL'));
+			post := post || (CASE WHEN x IS NULL THEN k ELSE '' END
+							 || format('COMMENT ON CONSTRAINT %I ON %s IS %s', y->>'name', t,
+									   coalesce(quote_literal(y->>'comment'), 'NULL')));
 		END IF;
 	END LOOP;
 

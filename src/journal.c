@@ -936,7 +936,9 @@ text_array(List *strs)
 
 /*
  * write_entry: the journal row of a statement that has run: the undo of
- * its targets (their states now against before) and of what it created.
+ * its targets (their states now against before) and of what it created;
+ * indexes the statement rebuilt under the same name are linked in
+ * rollback.relocated, so that older entries naming them still find them.
  * Returns the reason it cannot be undone, if _undo found one.
  */
 static char *
@@ -986,10 +988,18 @@ write_entry(JournalFrame *f, const char *holding)
 		nulls[10] = 'n';
 
 	rb_spi_connect_as_owner(&save);
-	rb_spi_exec("WITH t AS MATERIALIZED ("
-				"  SELECT u.ord, u.oid, rollback._undo(u.b::jsonb, CASE WHEN u.cls = 0"
-				"   THEN rollback._rel_state(u.oid) ELSE rollback._obj_state(u.cls, u.oid) END) AS j"
-				"  FROM unnest($1::oid[], $2::oid[], $3::text[]) WITH ORDINALITY AS u(cls, oid, b, ord))"
+	rb_spi_exec("WITH s AS MATERIALIZED ("
+				"  SELECT u.ord, u.oid, u.cls, u.b::jsonb AS b, CASE WHEN u.cls = 0"
+				"   THEN rollback._rel_state(u.oid) ELSE rollback._obj_state(u.cls, u.oid) END AS a"
+				"  FROM unnest($1::oid[], $2::oid[], $3::text[]) WITH ORDINALITY AS u(cls, oid, b, ord)),"
+				" t AS MATERIALIZED (SELECT s.ord, s.oid, rollback._undo(s.b, s.a) AS j FROM s),"
+				/* indexes the statement rebuilt (ALTER COLUMN TYPE): same name, new OID */
+				" r AS (INSERT INTO rollback.relocated (old_oid, new_oid)"
+				"  SELECT (x->>'oid')::oid, (y->>'oid')::oid FROM s,"
+				"   jsonb_array_elements(s.b->'indexes') x, jsonb_array_elements(s.a->'indexes') y"
+				"  WHERE s.cls = 0 AND x->>'name' = y->>'name' AND x->'oid' <> y->'oid'"
+				"   AND NOT EXISTS (SELECT 1 FROM jsonb_array_elements(s.a->'indexes') z"
+				"                    WHERE z->'oid' = x->'oid'))"
 				" INSERT INTO rollback.journal (migration_id, command_tag, statement, relids,"
 				"  undo_pre, undo_post, readd, created, holding, irreversible)"
 				" SELECT $4, $5, $6, $7,"

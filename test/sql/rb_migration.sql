@@ -571,6 +571,54 @@ SELECT count(*) AS holding_schemas FROM pg_namespace WHERE nspname LIKE 'rollbac
 \! rm -f $RB_DUMP.before14 $RB_DUMP.after14 $RB_DUMP.before15 $RB_DUMP.before16 $RB_DUMP.after16
 
 
+-- 20. objects one migration creates and a later one drops, reverted in one
+-- revert: the later one's re-creation and the earlier one's drop cancel out
+-- (an index, a foreign key, an index rebuilt by ALTER COLUMN TYPE in
+-- between); one at a time, the index re-created by the first revert is
+-- found by the second through rollback.relocated
+SET rollback.auto_track_migrations = off;
+CREATE TABLE mig.t20 (id int PRIMARY KEY, note text, ref int);
+INSERT INTO mig.t20 SELECT g, 'n' || g, g FROM generate_series(1, 5) g;
+RESET rollback.auto_track_migrations;
+SELECT public.mig_fp() AS fp20 \gset
+\! pg_dump --schema-only --schema=mig | grep -v '^\\.*restrict' > $RB_DUMP.before20
+SELECT rollback.begin_migration('20-0') > 0 AS begun;
+COMMENT ON TABLE mig.t20 IS 'twenty';
+SELECT rollback.end_migration();
+SELECT rollback.begin_migration('20-a') > 0 AS begun;
+CREATE INDEX t20_note ON mig.t20 (note);
+ALTER TABLE mig.t20 ADD CONSTRAINT t20_ref FOREIGN KEY (ref) REFERENCES mig.t20 (id);
+SELECT rollback.end_migration();
+SELECT rollback.begin_migration('20-b') > 0 AS begun;
+ALTER TABLE mig.t20 ALTER COLUMN note TYPE varchar(20);
+SELECT rollback.end_migration();
+SELECT rollback.begin_migration('20-c') > 0 AS begun;
+DROP INDEX mig.t20_note;
+ALTER TABLE mig.t20 DROP CONSTRAINT t20_ref;
+UPDATE mig.t20 SET ref = 99 WHERE id = 1;
+SELECT rollback.end_migration();
+-- the plan: nothing of the index or the foreign key is created or dropped
+SELECT action, detail FROM rollback.revert_to('20-0', dry_run => true) WHERE action = 'undo';
+SELECT count(*) > 0 AS reverted FROM rollback.revert_to('20-0');
+SELECT count(*) > 0 AS reverted FROM rollback.revert_migration('20-0');
+SELECT public.mig_fp() = :'fp20' AS rows_unchanged;
+\! pg_dump --schema-only --schema=mig | grep -v '^\\.*restrict' | diff $RB_DUMP.before20 - && echo schema unchanged
+-- one at a time: 20-e re-creates the index, 20-d's undo drops it
+SELECT rollback.begin_migration('20-d') > 0 AS begun;
+CREATE INDEX t20_note ON mig.t20 (note);
+SELECT rollback.end_migration();
+SELECT rollback.begin_migration('20-e') > 0 AS begun;
+ALTER TABLE mig.t20 ALTER COLUMN note TYPE varchar(20);
+DROP INDEX mig.t20_note;
+SELECT rollback.end_migration();
+SELECT count(*) > 0 AS reverted FROM rollback.revert_migration('20-e');
+SELECT count(*) AS t20_note FROM pg_indexes WHERE schemaname = 'mig' AND indexname = 't20_note';
+SELECT action, detail FROM rollback.revert_migration('20-d', dry_run => true) WHERE action = 'undo';
+SELECT count(*) > 0 AS reverted FROM rollback.revert_migration('20-d');
+SELECT public.mig_fp() = :'fp20' AS rows_unchanged;
+\! pg_dump --schema-only --schema=mig | grep -v '^\\.*restrict' | diff $RB_DUMP.before20 - && echo schema unchanged
+\! rm -f $RB_DUMP.before20
+
 \! rm -f $RB_DUMP.before $RB_DUMP.before5 $RB_DUMP.before11
 -- leave the database as the other tests expect it: no tracked table
 SET rollback.auto_track_migrations = off;
