@@ -39,6 +39,7 @@
 #include "catalog/namespace.h"
 #include "catalog/objectaddress.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_constraint.h"
 #include "catalog/pg_inherits.h"
 #include "catalog/pg_namespace.h"
 #include "catalog/pg_proc.h"
@@ -304,6 +305,86 @@ owned_sequence(Oid relid, const char *colname)
 }
 
 /*
+ * add_dependents: for ALTER TABLE ... DROP COLUMN or DROP CONSTRAINT with
+ * CASCADE, the objects the cascade will drop that live outside the table
+ * (views over the column, foreign keys of other tables that reference it
+ * or the constraint's index, their triggers, policies, functions whose
+ * body uses it), become targets too, their owners' states compared
+ * before and after: the undo creates them again.  Nearest first, so that
+ * a view is created again before the views over it.  start is the
+ * dropped column (classid pg_class, relid, attnum) or the constraint.
+ */
+static void
+add_dependents(JournalFrame *f, Oid relid, Oid classid, Oid objid, int32 subid)
+{
+	RbOwnerSave save;
+	Oid			argtypes[4] = {OIDOID, OIDOID, INT4OID, OIDOID};
+	Datum		values[4];
+	uint64		i;
+
+	values[0] = ObjectIdGetDatum(classid);
+	values[1] = ObjectIdGetDatum(objid);
+	values[2] = Int32GetDatum(subid);
+	values[3] = ObjectIdGetDatum(relid);
+	rb_spi_connect_as_owner(&save);
+	rb_spi_exec("WITH RECURSIVE s(classid, objid, subid) AS ("
+				"  SELECT $1, $2, $3"
+				"  UNION SELECT 'pg_catalog.pg_class'::pg_catalog.regclass, k.conindid, 0"
+				"   FROM pg_catalog.pg_constraint k"
+				"   WHERE $1 = 'pg_catalog.pg_constraint'::pg_catalog.regclass AND k.oid = $2"
+				"   AND k.conindid <> 0),"
+				" d(classid, objid, depth) AS ("
+				"  SELECT x.classid, x.objid, 1 FROM pg_catalog.pg_depend x JOIN s"
+				"   ON x.refclassid = s.classid AND x.refobjid = s.objid"
+				"   AND (s.subid = 0 OR x.refobjsubid = s.subid)"
+				"   WHERE x.deptype = 'n'"
+				"  UNION"
+				/* what depends on a view the cascade drops goes too */
+				"  SELECT x.classid, x.objid, d.depth + 1 FROM d"
+				"   JOIN pg_catalog.pg_rewrite r ON d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass"
+				"    AND r.oid = d.objid AND r.ev_class <> $4"
+				"   JOIN pg_catalog.pg_depend x ON x.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass"
+				"    AND x.refobjid = r.ev_class AND x.deptype = 'n'"
+				"   WHERE d.depth < 100),"
+				" o(classid, objid, depth) AS ("
+				"  SELECT CASE WHEN d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass THEN d.classid"
+				"   ELSE 0 END,"
+				"   CASE d.classid"
+				"    WHEN 'pg_catalog.pg_rewrite'::pg_catalog.regclass THEN"
+				"     (SELECT r.ev_class FROM pg_catalog.pg_rewrite r WHERE r.oid = d.objid)"
+				"    WHEN 'pg_catalog.pg_constraint'::pg_catalog.regclass THEN"
+				"     (SELECT k.conrelid FROM pg_catalog.pg_constraint k WHERE k.oid = d.objid)"
+				"    WHEN 'pg_catalog.pg_trigger'::pg_catalog.regclass THEN"
+				"     (SELECT t.tgrelid FROM pg_catalog.pg_trigger t WHERE t.oid = d.objid)"
+				"    WHEN 'pg_catalog.pg_policy'::pg_catalog.regclass THEN"
+				"     (SELECT p.polrelid FROM pg_catalog.pg_policy p WHERE p.oid = d.objid)"
+				"    WHEN 'pg_catalog.pg_attrdef'::pg_catalog.regclass THEN"
+				"     (SELECT a.adrelid FROM pg_catalog.pg_attrdef a WHERE a.oid = d.objid)"
+				"    WHEN 'pg_catalog.pg_class'::pg_catalog.regclass THEN"
+				"     coalesce((SELECT i.indrelid FROM pg_catalog.pg_index i WHERE i.indexrelid = d.objid),"
+				"      d.objid)"
+				"    WHEN 'pg_catalog.pg_proc'::pg_catalog.regclass THEN d.objid END,"
+				"   d.depth FROM d)"
+				" SELECT o.classid, o.objid FROM o WHERE o.objid IS NOT NULL"
+				"  AND NOT (o.classid = 0 AND o.objid = $4)"
+				" GROUP BY o.classid, o.objid ORDER BY min(o.depth), o.objid",
+				4, argtypes, values, NULL, false, SPI_OK_SELECT);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		Oid			cls = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
+														 SPI_tuptable->tupdesc, 1, &isnull));
+		Oid			oid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
+														 SPI_tuptable->tupdesc, 2, &isnull));
+		MemoryContext old = MemoryContextSwitchTo(f->cxt);
+
+		add_target(f, OidIsValid(cls) ? cls : RelationRelationId, oid);
+		MemoryContextSwitchTo(old);
+	}
+	rb_spi_finish_as_owner(&save);
+}
+
+/*
  * classify_alter_table: targets of ALTER TABLE (and INDEX, VIEW, SEQUENCE),
  * and whether it destroys rows, so that the content is kept first.
  */
@@ -329,11 +410,24 @@ classify_alter_table(AlterTableStmt *stmt, JournalFrame *f)
 			case AT_DropColumn:
 				{
 					Oid			seq = owned_sequence(relid, cmd->name);
+					AttrNumber	attnum = OidIsValid(relid) ? get_attnum(relid, cmd->name) :
+						InvalidAttrNumber;
 
 					if (OidIsValid(seq))
 						f->holdseqs = list_append_unique_oid(f->holdseqs, seq);
+					if (cmd->behavior == DROP_CASCADE && attnum != InvalidAttrNumber)
+						add_dependents(f, relid, RelationRelationId, relid, attnum);
 				}
 				destroys = true;
+				break;
+			case AT_DropConstraint:
+				if (cmd->behavior == DROP_CASCADE && OidIsValid(relid))
+				{
+					Oid			conid = get_relation_constraint_oid(relid, cmd->name, true);
+
+					if (OidIsValid(conid))
+						add_dependents(f, relid, ConstraintRelationId, conid, 0);
+				}
 				break;
 			case AT_AlterColumnType:
 			case AT_SetLogged:
