@@ -503,7 +503,12 @@ SELECT jsonb_build_object(
 		  LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
 		 WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped), '[]'),
 	'constraints', COALESCE((SELECT jsonb_agg(jsonb_build_object(
-			'oid', k.oid, 'name', k.conname::text, 'def', pg_get_constraintdef(k.oid),
+			'oid', k.oid, 'name', k.conname::text,
+			/* a foreign key names the table it references by OID: it may be renamed or moved */
+			'def', CASE WHEN k.contype = 'f'
+					THEN replace(pg_get_constraintdef(k.oid), ' REFERENCES ' || k.confrelid::regclass::text || '(',
+								 format(' REFERENCES {r:%s}(', k.confrelid))
+					ELSE pg_get_constraintdef(k.oid) END,
 			'type', k.contype::text, 'comment', obj_description(k.oid, 'pg_constraint'))
 			ORDER BY k.oid)
 		  FROM pg_constraint k WHERE k.conrelid = c.oid AND k.conparentid = 0

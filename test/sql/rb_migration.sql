@@ -649,6 +649,16 @@ SELECT count(*) AS fks FROM pg_constraint WHERE conrelid = 'mig.c21'::regclass A
 SELECT count(*) > 0 AS reverted FROM rollback.revert_migration('21-b');
 SELECT count(*) AS fks FROM pg_constraint WHERE conrelid = 'mig.c21'::regclass AND contype = 'f';
 \! pg_dump --schema-only --schema=mig | grep -v '^\\.*restrict' | diff $RB_DUMP.before21 - && echo schema unchanged
+-- a foreign key names the table it references by OID: renamed since (here
+-- outside any migration), it is still found
+SELECT rollback.begin_migration('21-c') > 0 AS begun;
+ALTER TABLE mig.c21 DROP CONSTRAINT c21_pid_fkey;
+SELECT rollback.end_migration();
+SET rollback.auto_track_migrations = off;
+ALTER TABLE mig.p21 RENAME TO p21_renamed;
+RESET rollback.auto_track_migrations;
+SELECT count(*) > 0 AS reverted FROM rollback.revert_migration('21-c');
+SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = 'mig.c21'::regclass AND contype = 'f';
 \! rm -f $RB_DUMP.before21
 
 \! rm -f $RB_DUMP.before $RB_DUMP.before5 $RB_DUMP.before11
