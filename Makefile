@@ -14,6 +14,7 @@ OBJS = \
 	src/ddl.o \
 	src/migration.o \
 	src/journal.o \
+	src/undoplan.o \
 	src/revert.o
 
 DATA = $(wildcard sql/rollback--*.sql)

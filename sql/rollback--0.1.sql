@@ -920,17 +920,18 @@ BEGIN
 
 	/*
 	 * indexes that back no constraint, and constraints.  The statements
-	 * that drop one (pre) or create it again (post) start with a tag, a
-	 * comment "rb:idx:<index OID>" or "rb:con:<table OID>:<md5 of the
-	 * name>": a revert over several entries cancels the re-creation (post) of an
-	 * object that an older entry's undo drops (pre), see revert.c
+	 * that drop one (pre), create it again (post) or rename it start with
+	 * a tag, a comment "rb:idx:<index OID>" or "rb:con:<constraint OID>":
+	 * a revert over several entries cancels the re-creation (post) of an
+	 * object that an older entry's undo drops (pre), and renames it once
+	 * it is created again, see revert.c
 	 */
 	FOR x IN SELECT * FROM jsonb_array_elements(a->'indexes') LOOP
 		SELECT e INTO y FROM jsonb_array_elements(b->'indexes') e WHERE e->'oid' = x->'oid';
 		IF y IS NULL THEN
 			pre := pre || format('/*rb:idx:%s*/ DROP INDEX {r:%s}', x->>'oid', x->>'oid');
 		ELSIF y->>'name' <> x->>'name' THEN
-			tail := tail || format('ALTER INDEX {r:%s} RENAME TO %I', x->>'oid', y->>'name');
+			tail := tail || format('/*rb:idx:%s*/ ALTER INDEX {r:%s} RENAME TO %I', x->>'oid', x->>'oid', y->>'name');
 		END IF;
 	END LOOP;
 	FOR y IN SELECT * FROM jsonb_array_elements(b->'indexes') LOOP
@@ -954,15 +955,16 @@ BEGIN
 	FOR x IN SELECT * FROM jsonb_array_elements(a->'constraints') LOOP
 		SELECT e INTO y FROM jsonb_array_elements(b->'constraints') e WHERE e->'oid' = x->'oid';
 		IF y IS NULL THEN
-			pre := pre || format('/*rb:con:%s:%s*/ ALTER TABLE %s DROP CONSTRAINT IF EXISTS %I',
-								 a->>'oid', md5(x->>'name'), t, x->>'name');
+			pre := pre || format('/*rb:con:%s*/ ALTER TABLE %s DROP CONSTRAINT IF EXISTS %I',
+								 x->>'oid', t, x->>'name');
 		ELSIF y->>'name' <> x->>'name' THEN
-			pre := pre || format('ALTER TABLE %s RENAME CONSTRAINT %I TO %I', t, x->>'name', y->>'name');
+			pre := pre || format('/*rb:con:%s*/ ALTER TABLE %s RENAME CONSTRAINT %I TO %I',
+								 x->>'oid', t, x->>'name', y->>'name');
 		END IF;
 	END LOOP;
 	FOR y IN SELECT * FROM jsonb_array_elements(b->'constraints') LOOP
 		SELECT e INTO x FROM jsonb_array_elements(a->'constraints') e WHERE e->'oid' = y->'oid';
-		k := format('/*rb:con:%s:%s*/ ', a->>'oid', md5(y->>'name'));
+		k := format('/*rb:con:%s*/ ', y->>'oid');
 		IF x IS NULL THEN
 			post := post || (k || format('ALTER TABLE %s ADD CONSTRAINT %I %s', t, y->>'name', y->>'def'));
 		END IF;
@@ -1129,7 +1131,9 @@ BEGIN
 	IF b->>'schema' <> a->>'schema' THEN
 		pre := pre || format('ALTER %s %s SET SCHEMA %I', kw, t, b->>'schema');
 	ELSIF b->>'name' <> a->>'name' THEN
-		pre := pre || format('ALTER %s %s RENAME TO %I', kw, t, b->>'name');
+		/* an index's rename is tagged: it may have to wait for its re-creation */
+		pre := pre || (CASE WHEN b->>'kind' = 'i' THEN format('/*rb:idx:%s*/ ', a->>'oid') ELSE '' END
+					   || format('ALTER %s %s RENAME TO %I', kw, t, b->>'name'));
 	END IF;
 	RETURN jsonb_build_object('pre', pre, 'post', post, 'readd', readd, 'irreversible', irr);
 END

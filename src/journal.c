@@ -114,10 +114,17 @@ static JournalFrame *current_frame = NULL;
 static void
 add_target(JournalFrame *f, Oid classid, Oid objid)
 {
+	ListCell   *lc1;
+	ListCell   *lc2;
+
 	if (!OidIsValid(objid))
 		return;
 	if (classid == RelationRelationId)
 		classid = InvalidOid;
+	/* once each (DROP INDEX a, b names one table twice) */
+	forboth(lc1, f->classids, lc2, f->objids)
+		if (lfirst_oid(lc1) == classid && lfirst_oid(lc2) == objid)
+			return;
 	f->classids = lappend_oid(f->classids, classid);
 	f->objids = lappend_oid(f->objids, objid);
 	if (!OidIsValid(classid))

@@ -167,224 +167,6 @@ count_rows(const char *relname)
 }
 
 /*
- * relocated_oid: the relation that stands now for one a revert dropped and
- * created again (a view), or InvalidOid: of the OIDs rollback.relocated
- * links to it, directly or not, in either direction, the one that exists
- * (the newest link, should a gone OID have been reused).
- */
-static Oid
-relocated_oid(Oid oid)
-{
-	RbOwnerSave save;
-	Oid			argtypes[1] = {OIDOID};
-	Datum		values[1];
-	Oid			result = InvalidOid;
-
-	values[0] = ObjectIdGetDatum(oid);
-	rb_spi_connect_as_owner(&save);
-	rb_spi_exec("WITH RECURSIVE g(oid) AS (SELECT $1 UNION"
-				"  SELECT CASE WHEN x.old_oid = g.oid THEN x.new_oid ELSE x.old_oid END"
-				"  FROM g JOIN rollback.relocated x ON g.oid IN (x.old_oid, x.new_oid))"
-				" SELECT g.oid FROM g JOIN pg_catalog.pg_class c ON c.oid = g.oid"
-				" WHERE g.oid <> $1 ORDER BY (SELECT max(x.seq) FROM rollback.relocated x"
-				"  WHERE x.new_oid = g.oid) DESC NULLS LAST LIMIT 1",
-				1, argtypes, values, NULL, false, SPI_OK_SELECT);
-	if (SPI_processed == 1)
-	{
-		bool		isnull;
-
-		result = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
-												&isnull));
-	}
-	rb_spi_finish_as_owner(&save);
-	return result;
-}
-
-/*
- * relocated_root: the smallest of the OIDs that rollback.relocated links
- * to this one, directly or not (itself when none): one name for every
- * incarnation of a relation.
- */
-static Oid
-relocated_root(Oid oid)
-{
-	RbOwnerSave save;
-	Oid			argtypes[1] = {OIDOID};
-	Datum		values[1];
-	Oid			result = oid;
-
-	values[0] = ObjectIdGetDatum(oid);
-	rb_spi_connect_as_owner(&save);
-	rb_spi_exec("WITH RECURSIVE g(oid) AS (SELECT $1 UNION"
-				"  SELECT CASE WHEN x.old_oid = g.oid THEN x.new_oid ELSE x.old_oid END"
-				"  FROM g JOIN rollback.relocated x ON g.oid IN (x.old_oid, x.new_oid))"
-				" SELECT min(g.oid) FROM g",
-				1, argtypes, values, NULL, false, SPI_OK_SELECT);
-	if (SPI_processed == 1)
-	{
-		bool		isnull;
-		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-
-		if (!isnull)
-			result = DatumGetObjectId(d);
-	}
-	rb_spi_finish_as_owner(&save);
-	return result;
-}
-
-/*
- * untagged: the statement without its leading tag, the comment
- * "rb:<key>" that _undo puts before statements that drop or create an
- * index or a constraint (see cancel_recreations).
- */
-static const char *
-untagged(const char *sql)
-{
-	const char *end;
-
-	if (strncmp(sql, "/*rb:", 5) != 0 || (end = strstr(sql, "*/")) == NULL)
-		return sql;
-	end += 2;
-	while (*end == ' ')
-		end++;
-	return end;
-}
-
-/*
- * undo_key: the key of a tagged statement, or NULL.  An index is keyed by
- * the oldest OID rollback.relocated links to its OID, so that the index
- * before and after a rebuild or a re-creation has one key.
- */
-static char *
-undo_key(const char *sql)
-{
-	const char *end;
-	char	   *key;
-
-	if (strncmp(sql, "/*rb:", 5) != 0 || (end = strstr(sql, "*/")) == NULL)
-		return NULL;
-	key = pnstrdup(sql + 5, end - (sql + 5));
-	if (strncmp(key, "idx:", 4) == 0)
-		key = psprintf("idx:%u", relocated_root((Oid) strtoul(key + 4, NULL, 10)));
-	return key;
-}
-
-/*
- * cancel_recreations: in a revert over several journal entries (newest
- * first), an entry's undo may re-create an index or a constraint (post,
- * once the rows are back) that the undo of an older entry drops (pre):
- * the older entry created it, the newer one dropped it.  The drop would
- * run first, before the object exists, and the re-creation would then
- * leave it in place; neither must run.  Both are set to NULL in their
- * lists (run_undo skips them), with the statements of the re-creation's
- * group (its comment, its relocated link).
- */
-static void
-cancel_recreations(List *entries)
-{
-	List	   *pending = NIL;	/* pairs: key, the entry whose post creates it */
-	ListCell   *lc;
-
-	foreach(lc, entries)
-	{
-		JEntry	   *e = lfirst(lc);
-		ListCell   *lp;
-
-		foreach(lp, e->pre)
-		{
-			char	   *key = lfirst(lp) ? undo_key(lfirst(lp)) : NULL;
-			ListCell   *lk;
-
-			if (key == NULL)
-				continue;
-			for (lk = list_head(pending); lk != NULL; lk = lnext(pending, lnext(pending, lk)))
-			{
-				JEntry	   *newer = lfirst(lnext(pending, lk));
-				ListCell   *lq;
-
-				if (strcmp(lfirst(lk), key) != 0)
-					continue;
-				foreach(lq, newer->post)
-				{
-					char	   *k = lfirst(lq) ? undo_key(lfirst(lq)) : NULL;
-
-					if (k != NULL && strcmp(k, key) == 0)
-						lfirst(lq) = NULL;
-				}
-				lfirst(lp) = NULL;
-				lfirst(lk) = "";	/* no more pending */
-				break;
-			}
-		}
-		/* each key once per entry: a group is cancelled whole */
-		foreach(lp, e->post)
-		{
-			char	   *key = lfirst(lp) ? undo_key(lfirst(lp)) : NULL;
-			ListCell   *lk;
-			bool		seen = false;
-
-			if (key == NULL)
-				continue;
-			for (lk = list_head(pending); lk != NULL; lk = lnext(pending, lnext(pending, lk)))
-				if (lfirst(lnext(pending, lk)) == e && strcmp(lfirst(lk), key) == 0)
-					seen = true;
-			if (!seen)
-				pending = lappend(lappend(pending, key), e);
-		}
-	}
-}
-
-/*
- * render: fill in the placeholders of a journaled statement: {r:<oid>} is
- * the relation's name now (it may have been renamed since the statement
- * was journaled, and renamed back by the undo since; a view dropped and
- * created again by a revert is found through rollback.relocated), {q:<oid>}
- * the same name as a string literal (a regclass constant in a column
- * default, see rollback._rel_placeholders: a serial column's sequence may
- * be in a holding schema or another schema when the default is set back).
- * A relation that no longer exists is an error when strict; a dry run
- * (not strict) shows the placeholder: an earlier step may create it.
- */
-static char *
-render(const char *sql, bool strict)
-{
-	StringInfoData buf;
-	const char *p = sql;
-
-	initStringInfo(&buf);
-	p = untagged(sql);
-	while (*p)
-	{
-		if (p[0] == '{' && (p[1] == 'r' || p[1] == 'q') && p[2] == ':')
-		{
-			char	   *end;
-			Oid			oid = (Oid) strtoul(p + 3, &end, 10);
-
-			if (*end == '}' && get_rel_name(oid) == NULL)
-				oid = relocated_oid(oid);
-			if (*end == '}' && OidIsValid(oid) && get_rel_name(oid) != NULL)
-			{
-				if (p[1] == 'q')
-					appendStringInfoString(&buf, quote_literal_cstr(rb_qualified_name(oid)));
-				else
-					appendStringInfoString(&buf, rb_qualified_name(oid));
-				p = end + 1;
-				continue;
-			}
-			if (*end == '}' && strict)
-				ereport(ERROR,
-						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-						 errmsg("relation %s named by the migration journal no longer exists",
-								pnstrdup(p + 3, end - (p + 3))),
-						 errdetail("The undo statement \"%s\" cannot run.", sql),
-						 errhint("It was dropped or replaced by a statement outside the tracked migrations.")));
-		}
-		appendStringInfoChar(&buf, *p++);
-	}
-	return buf.data;
-}
-
-/*
  * run_as_owner: run one statement as the extension's owner, through the
  * hooks (not as internal DDL), so that the revert's journal records it.
  */
@@ -395,7 +177,7 @@ run_as_owner(const char *sql)
 	int			rc;
 	int64		n;
 
-	sql = render(sql, true);
+	sql = rb_undo_render(sql, true);
 	rb_spi_connect_as_owner(&save);
 	rc = SPI_execute(sql, false, 0);
 	if (rc < 0)
@@ -620,13 +402,13 @@ run_undo(List *stmts, bool dry_run, Steps *st)
 	{
 		const char *sql = (const char *) lfirst(lc);
 
-		/* cancelled, see cancel_recreations */
+		/* cancelled or moved, see undoplan.c */
 		if (sql == NULL)
 			continue;
 		/* bookkeeping of re-created relations is no step of the plan */
-		if (strncmp(untagged(sql), "INSERT INTO rollback.relocated ", 31) != 0)
+		if (strncmp(rb_undo_untagged(sql), "INSERT INTO rollback.relocated ", 31) != 0)
 		{
-			emit(st, "undo", render(sql, !dry_run), 0, false);
+			emit(st, "undo", rb_undo_render(sql, !dry_run), 0, false);
 			n++;
 		}
 		if (!dry_run)
@@ -660,6 +442,7 @@ revert(List *migs, const char *label, const char *first_version, bool dry_run,
 	List	   *preserved = NIL;
 	List	   *ddlrels = NIL;
 	List	   *all = NIL;
+	List	   *waiting = NIL;
 	ListCell   *lc;
 	int64		revert_id = 0;
 	int64		newest = *(int64 *) linitial(migs);
@@ -853,13 +636,29 @@ revert(List *migs, const char *label, const char *first_version, bool dry_run,
 								   : "delete every row of a table the migration created"), n, true);
 	}
 
-	/* structural undo, newest first */
-	cancel_recreations(entries);
+	/*
+	 * Structural undo, newest first.  What each entry re-creates once the
+	 * rows are back (post) waits; an older entry's undo cancels what it
+	 * drops again, and renames wait behind what they name (undoplan.c).
+	 */
+	{
+		List	   *pres = NIL;
+		List	   *posts = NIL;
+
+		foreach(lc, entries)
+		{
+			pres = lappend(pres, ((JEntry *) lfirst(lc))->pre);
+			posts = lappend(posts, ((JEntry *) lfirst(lc))->post);
+		}
+		rb_undo_cancel(pres, posts);
+	}
 	foreach(lc, entries)
 	{
 		JEntry	   *e = lfirst(lc);
 
+		rb_undo_adjust(e->pre, &waiting);
 		nundo += run_undo(e->pre, dry_run, st);
+		waiting = list_concat(waiting, e->post);
 		/* the columns it re-added have new numbers: content follows them */
 		if (!dry_run && e->readd != NULL && strcmp(e->readd, "[]") != 0)
 			renumber_content(e->readd);
@@ -920,8 +719,7 @@ revert(List *migs, const char *label, const char *first_version, bool dry_run,
 	}
 
 	/* constraints, NOT NULL, indexes: once the rows are back */
-	foreach(lc, entries)
-		nundo += run_undo(((JEntry *) lfirst(lc))->post, dry_run, st);
+	nundo += run_undo(waiting, dry_run, st);
 
 	/* sequences of the kept tables (the others were set with their rows) */
 	foreach(lc, preserved)

@@ -146,6 +146,12 @@ extern void rb_restore_rows(int64 point_id, const char *pointname, const RbSnaps
 /* ddl.c */
 extern void rb_ddl_init(void);
 
+/* undoplan.c */
+extern const char *rb_undo_untagged(const char *sql);
+extern char *rb_undo_render(const char *sql, bool strict);
+extern void rb_undo_cancel(List *pres, List *posts);
+extern void rb_undo_adjust(List *pre, List **waiting);
+
 /* migration.c */
 extern bool rollback_auto_track;
 extern void rb_migration_init(void);

@@ -661,6 +661,41 @@ SELECT count(*) > 0 AS reverted FROM rollback.revert_migration('21-c');
 SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = 'mig.c21'::regclass AND contype = 'f';
 \! rm -f $RB_DUMP.before21
 
+-- 22. renames by an older migration of what a newer one dropped, in one
+-- revert: the newer one's re-creation waits for the rows, so the rename of
+-- that index or constraint waits behind it, and a renamed column is named
+-- as it is then in what waits
+SET rollback.auto_track_migrations = off;
+CREATE TABLE mig.t22 (id int CONSTRAINT t22_pk PRIMARY KEY, a int CONSTRAINT t22_a CHECK (a > 0), b text);
+CREATE INDEX t22_b ON mig.t22 (b);
+CREATE INDEX t22_ab ON mig.t22 (a, b);
+COMMENT ON INDEX mig.t22_b IS 'on b';
+INSERT INTO mig.t22 SELECT g, g, 'b' || g FROM generate_series(1, 5) g;
+RESET rollback.auto_track_migrations;
+SELECT public.mig_fp() AS fp22 \gset
+\! pg_dump --schema-only --schema=mig | grep -v '^\\.*restrict' > $RB_DUMP.before22
+SELECT rollback.begin_migration('22-0') > 0 AS begun;
+COMMENT ON TABLE mig.t22 IS 'twenty-two';
+SELECT rollback.end_migration();
+SELECT rollback.begin_migration('22-a') > 0 AS begun;
+ALTER TABLE mig.t22 RENAME COLUMN a TO a_renamed;
+ALTER TABLE mig.t22 RENAME CONSTRAINT t22_pk TO t22_pk_renamed;
+ALTER TABLE mig.t22 RENAME CONSTRAINT t22_a TO t22_a_renamed;
+ALTER INDEX mig.t22_b RENAME TO t22_b_renamed;
+SELECT rollback.end_migration();
+SELECT rollback.begin_migration('22-b') > 0 AS begun;
+ALTER TABLE mig.t22 DROP CONSTRAINT t22_pk_renamed;
+ALTER TABLE mig.t22 DROP CONSTRAINT t22_a_renamed;
+DROP INDEX mig.t22_b_renamed, mig.t22_ab;
+INSERT INTO mig.t22 VALUES (1, -1, 'dup');
+SELECT rollback.end_migration();
+SELECT step, action, detail FROM rollback.revert_to('22-0', dry_run => true) WHERE action = 'undo';
+SELECT count(*) > 0 AS reverted FROM rollback.revert_to('22-0');
+SELECT count(*) > 0 AS reverted FROM rollback.revert_migration('22-0');
+SELECT public.mig_fp() = :'fp22' AS rows_unchanged;
+\! pg_dump --schema-only --schema=mig | grep -v '^\\.*restrict' | diff $RB_DUMP.before22 - && echo schema unchanged
+\! rm -f $RB_DUMP.before22
+
 \! rm -f $RB_DUMP.before $RB_DUMP.before5 $RB_DUMP.before11
 -- leave the database as the other tests expect it: no tracked table
 SET rollback.auto_track_migrations = off;
