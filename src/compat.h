@@ -29,6 +29,14 @@
 #define rb_namespace_ownercheck(nspid, roleid) pg_namespace_ownercheck((nspid), (roleid))
 #endif
 
+/* Privilege checks on a schema: generalized in 16 too. */
+#if PG_VERSION_NUM >= 160000
+#define rb_namespace_aclcheck(nspid, roleid, mode) \
+	object_aclcheck(NamespaceRelationId, (nspid), (roleid), (mode))
+#else
+#define rb_namespace_aclcheck(nspid, roleid, mode) pg_namespace_aclcheck((nspid), (roleid), (mode))
+#endif
+
 /* Ownership of any object: one function from 16, one per catalog before. */
 #if PG_VERSION_NUM >= 160000
 #define rb_object_ownercheck(classid, objid, roleid) \

@@ -132,18 +132,31 @@ rb_become_owner(RbOwnerSave *save)
  * rb_become_table_owner: switch to a table's owner, as a security-restricted
  * operation, for statements that may run code attached to the table (ALWAYS
  * triggers, defaults): that code must never run with more rights than the
- * table's owner has.  This is what VACUUM and REINDEX do.
+ * table's owner has.  This is what VACUUM and REINDEX do.  An owner that
+ * cannot use the table's schema could not name it: a clear error first.
  */
 void
 rb_become_table_owner(Oid relid, RbOwnerSave *save)
 {
 	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
 	Oid			owner;
+	Oid			nsp;
 
 	if (!HeapTupleIsValid(tup))
 		elog(ERROR, "cache lookup failed for relation %u", relid);
 	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+	nsp = ((Form_pg_class) GETSTRUCT(tup))->relnamespace;
 	ReleaseSysCache(tup);
+	/* the statements name the table: its owner must reach its schema */
+	if (rb_namespace_aclcheck(nsp, owner, ACL_USAGE) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("the owner of table %s has no access to its schema", rb_qualified_name(relid)),
+				 errdetail("Rows of a table are restored as the table's owner, role %s, which lacks USAGE on schema %s.",
+						   GetUserNameFromId(owner, false), get_namespace_name(nsp)),
+				 errhint("Grant it: GRANT USAGE ON SCHEMA %s TO %s;",
+						 quote_identifier(get_namespace_name(nsp)),
+						 quote_identifier(GetUserNameFromId(owner, false)))));
 	become_role(owner, SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION,
 				save);
 }

@@ -1134,6 +1134,9 @@ sub setup
 {
 	sql_do('CREATE SCHEMA fd');
 	sql_do('CREATE SCHEMA fd_x');
+	# fd_role may come to own tables (OWNER TO): an owner reaches its schema
+	# (a revert refuses, clearly, a table whose owner cannot; rb_migration)
+	sql_do('GRANT USAGE ON SCHEMA fd, fd_x TO fd_role');
 	sql_do("CREATE TYPE fd.mood AS ENUM ('sad', 'ok')");
 	sql_do('CREATE SEQUENCE fd.sq START 10');
 	sql_do("CREATE FUNCTION fd.f0(x integer) RETURNS integer LANGUAGE sql IMMUTABLE AS 'SELECT x + 1'");

@@ -696,6 +696,27 @@ SELECT public.mig_fp() = :'fp22' AS rows_unchanged;
 \! pg_dump --schema-only --schema=mig | grep -v '^\\.*restrict' | diff $RB_DUMP.before22 - && echo schema unchanged
 \! rm -f $RB_DUMP.before22
 
+-- 23. a table whose owner cannot reach its schema: the revert writes rows
+-- as the table's owner, so it refuses, saying why, and changes nothing
+SET rollback.auto_track_migrations = off;
+CREATE TABLE mig.t23 (id int PRIMARY KEY, v int);
+INSERT INTO mig.t23 VALUES (1, 1);
+ALTER TABLE mig.t23 OWNER TO rb_mig_nobody;
+RESET rollback.auto_track_migrations;
+SELECT rollback.begin_migration('23-a') > 0 AS begun;
+UPDATE mig.t23 SET v = 2;
+SELECT rollback.end_migration();
+SELECT count(*) FROM rollback.revert_migration('23-a', dry_run => true);
+SELECT count(*) FROM rollback.revert_migration('23-a');
+SELECT v, (SELECT status FROM rollback.migrations WHERE version = '23-a') FROM mig.t23;
+GRANT USAGE ON SCHEMA mig TO rb_mig_nobody;
+SELECT count(*) > 0 AS reverted FROM rollback.revert_migration('23-a');
+SELECT v FROM mig.t23;
+REVOKE USAGE ON SCHEMA mig FROM rb_mig_nobody;
+SET rollback.auto_track_migrations = off;
+DROP TABLE mig.t23;
+RESET rollback.auto_track_migrations;
+
 \! rm -f $RB_DUMP.before $RB_DUMP.before5 $RB_DUMP.before11
 -- leave the database as the other tests expect it: no tracked table
 SET rollback.auto_track_migrations = off;
