@@ -105,6 +105,11 @@ CREATE FUNCTION rollback._new_tids(tbl pg_catalog.regclass, point pg_catalog.tex
 	AS 'MODULE_PATHNAME', 'rollback_new_tids' LANGUAGE C STRICT STABLE;
 COMMENT ON FUNCTION rollback._new_tids(pg_catalog.regclass, pg_catalog.text) IS 'Row addresses of the live rows of a table that the point cannot see';
 
+CREATE FUNCTION rollback._xid8(pg_catalog.xid) RETURNS pg_catalog.xid8
+	AS 'MODULE_PATHNAME', 'rollback_xid8' LANGUAGE C STRICT STABLE;
+COMMENT ON FUNCTION rollback._xid8(pg_catalog.xid) IS 'A row''s raw xmin widened to 64 bits, as the version stores keep it';
+REVOKE ALL ON FUNCTION rollback._xid8(pg_catalog.xid) FROM PUBLIC;
+
 CREATE FUNCTION rollback._images(anyelement, point pg_catalog.text)
 	RETURNS SETOF anyelement
 	AS 'MODULE_PATHNAME', 'rollback_images' LANGUAGE C STABLE;
@@ -323,7 +328,10 @@ COMMENT ON TABLE rollback.migration_xact IS 'Transaction ids whose writes belong
  * journal: one row per DDL statement of a migration, in order.  undo_pre
  * runs before the rows are restored (structure), undo_post after (what
  * validates rows: constraints, NOT NULL).  A table whose content a
- * statement would destroy is copied first (preserved, content).
+ * statement would destroy is copied first (preserved, content): its live
+ * rows and its store's images, each with the id of the transaction that
+ * wrote it, from which the rows at each point that covered the table then
+ * are read back (points: those points' ids, with their sequences' values).
  */
 CREATE TABLE rollback.journal (
 	migration_id pg_catalog.int8 NOT NULL REFERENCES rollback.migration (id) ON DELETE CASCADE,
@@ -338,6 +346,7 @@ CREATE TABLE rollback.journal (
 	preserved	pg_catalog.oid,
 	content		pg_catalog.regclass,
 	sequences	pg_catalog.jsonb,
+	points		pg_catalog.jsonb,
 	holding		pg_catalog.name,
 	irreversible pg_catalog.text,
 	logged_at	pg_catalog.timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),

@@ -55,6 +55,7 @@
 #include "tcop/utility.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/json.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -102,6 +103,7 @@ struct JournalFrame
 	List	   *relids;			/* relations the statement touches */
 	List	   *preserve;		/* relations whose content to keep first */
 	List	   *holdseqs;		/* sequences a DROP COLUMN would drop */
+	List	   *leafcols;		/* jsonb text: leaves' numbers of those columns */
 	char	   *irreversible;
 	bool		skip_creates;	/* CREATE OR REPLACE of an existing object */
 	MemoryContext cxt;
@@ -392,6 +394,35 @@ add_dependents(JournalFrame *f, Oid relid, Oid classid, Oid objid, int32 subid)
 }
 
 /*
+ * note_leaf_columns: before DROP COLUMN on a partitioned table, the number
+ * of the column in each leaf ({parent, rel, num, name}).  The content of
+ * each leaf is kept with the leaf's column numbers, which may differ from
+ * the parent's; the journal entry's readd lists them with the parent's,
+ * so that the revert, re-adding the column to the parent, renumbers each
+ * leaf's content (renumber_content in revert.c).
+ */
+static void
+note_leaf_columns(JournalFrame *f, Oid relid, const char *colname)
+{
+	ListCell   *lc;
+
+	foreach(lc, rb_expand_leaves(relid, false))
+	{
+		AttrNumber	num = get_attnum(lfirst_oid(lc), colname);
+		StringInfoData buf;
+
+		if (num == InvalidAttrNumber)
+			continue;
+		initStringInfo(&buf);
+		appendStringInfo(&buf, "{\"parent\": \"%u\", \"rel\": \"%u\", \"num\": %d, \"name\": ",
+						 relid, lfirst_oid(lc), num);
+		escape_json(&buf, colname);
+		appendStringInfoChar(&buf, '}');
+		f->leafcols = lappend(f->leafcols, buf.data);
+	}
+}
+
+/*
  * classify_alter_table: targets of ALTER TABLE (and INDEX, VIEW, SEQUENCE),
  * and whether it destroys rows, so that the content is kept first.
  */
@@ -425,6 +456,8 @@ classify_alter_table(AlterTableStmt *stmt, JournalFrame *f)
 					if (cmd->behavior == DROP_CASCADE && attnum != InvalidAttrNumber)
 						add_dependents(f, relid, RelationRelationId, relid, attnum);
 				}
+				if (OidIsValid(relid) && get_rel_relkind(relid) == RELKIND_PARTITIONED_TABLE)
+					note_leaf_columns(f, relid, cmd->name);
 				destroys = true;
 				break;
 			case AT_DropConstraint:
@@ -892,9 +925,25 @@ rb_journal_preserved(int64 migration, Oid relid)
 }
 
 /*
- * preserve_leaf: copy a table's content as of the migration's point into
- * rollback_store.content_<migration>_<relid>, columns named c<attnum>,
- * before a statement destroys it.  Only tables the point covers; once.
+ * preserve_leaf: before a statement destroys a table's content (DROP
+ * COLUMN, a rewrite), keep its history in
+ * rollback_store.content_<migration>_<relid>: every live row and every image
+ * of its version store, each with the 64-bit id of the transaction that
+ * wrote it (_rb_xmin) and, for an image, the point it was captured under
+ * (_rb_point; NULL for a live row), for a live row its address (_rb_ctid,
+ * which tells the revert whether it is still there, not rewritten);
+ * columns named c<attnum>.
+ *
+ * That is what time travel reads (DESIGN.md section 2), frozen: the rows
+ * at any point that covers the table now are the ones the point sees, of
+ * the live rows and of the images captured under it or later.  A revert to
+ * an older point than this migration's (revert_to, or the revert of an
+ * earlier migration once this one was reverted) reads that point's rows
+ * here, since the rewrite leaves the table's points without a history and
+ * a dropped column is in no image taken after the drop; and it can tell
+ * the rows other sessions wrote since that point, to quarantine them.
+ * The journal entry lists the points covered, with their sequences'
+ * values.  Only tables the migration's point covers; once per migration.
  */
 static void
 preserve_leaf(int64 migration, Oid relid)
@@ -904,9 +953,12 @@ preserve_leaf(int64 migration, Oid relid)
 	Datum		values[2];
 	char	   *pointname;
 	char	   *content;
+	Oid			store = rb_store_of(relid);
 	Relation	rel;
 	TupleDesc	desc;
-	StringInfoData cols;
+	StringInfoData defs;
+	StringInfoData live;
+	StringInfoData images;
 	int			i;
 
 	if (!rb_is_tracked(relid) || rb_journal_preserved(migration, relid))
@@ -928,23 +980,38 @@ preserve_leaf(int64 migration, Oid relid)
 
 	rel = table_open(relid, AccessShareLock);
 	desc = RelationGetDescr(rel);
-	initStringInfo(&cols);
+	initStringInfo(&defs);
+	initStringInfo(&live);
+	initStringInfo(&images);
 	for (i = 0; i < desc->natts; i++)
 	{
 		Form_pg_attribute att = TupleDescAttr(desc, i);
+		char	   *colname;
 
 		if (att->attisdropped)
 			continue;
-		appendStringInfo(&cols, "%si.%s AS c%d", cols.len ? ", " : "",
-						 quote_identifier(NameStr(att->attname)), att->attnum);
+		colname = psprintf("c%d", att->attnum);
+		appendStringInfo(&defs, ", %s %s", colname, rb_column_type_sql(att));
+		appendStringInfo(&live, ", t.%s", quote_identifier(NameStr(att->attname)));
+		if (OidIsValid(store) && get_attnum(store, colname) != InvalidAttrNumber)
+			appendStringInfo(&images, ", s.%s", colname);
+		else
+			appendStringInfoString(&images, ", NULL");
 	}
 	table_close(rel, AccessShareLock);
 
 	content = psprintf("%s.%s", RB_STORE_SCHEMA,
 					   quote_identifier(psprintf("content_" INT64_FORMAT "_%u", migration, relid)));
-	rb_internal_ddl(psprintf("CREATE TABLE %s AS SELECT %s FROM rollback.as_of(NULL::%s, %s) i",
-							 content, cols.data, rb_qualified_name(relid),
-							 quote_literal_cstr(pointname)));
+	rb_internal_ddl(psprintf("CREATE TABLE %s (_rb_point pg_catalog.int8,"
+							 " _rb_xmin pg_catalog.xid8 NOT NULL, _rb_ctid pg_catalog.tid%s)",
+							 content, defs.data));
+	rb_spi_exec(psprintf("INSERT INTO %s SELECT NULL, rollback._xid8(t.xmin), t.ctid%s FROM ONLY %s t",
+						 content, live.data, rb_qualified_name(relid)),
+				0, NULL, NULL, NULL, false, SPI_OK_INSERT);
+	if (OidIsValid(store))
+		rb_spi_exec(psprintf("INSERT INTO %s SELECT s._rb_point, s._rb_xmin, NULL%s FROM %s s",
+							 content, images.data, rb_qualified_name(store)),
+					0, NULL, NULL, NULL, false, SPI_OK_INSERT);
 	{
 		Oid			argtypes3[4] = {INT8OID, OIDOID, TEXTOID, TEXTOID};
 		Datum		values3[4];
@@ -954,9 +1021,11 @@ preserve_leaf(int64 migration, Oid relid)
 		values3[2] = CStringGetTextDatum(content);
 		values3[3] = CStringGetTextDatum(pointname);
 		rb_spi_exec("INSERT INTO rollback.journal (migration_id, command_tag, statement, relids,"
-					" preserved, content, sequences)"
+					" preserved, content, sequences, points)"
 					" SELECT $1, 'PRESERVE', 'content of ' || $2::regclass::text || ' as of ' || $4,"
-					" ARRAY[$2], $2, $3::regclass, pt.sequences"
+					" ARRAY[$2], $2, $3::regclass, pt.sequences,"
+					" (SELECT pg_catalog.jsonb_object_agg(x.point_id::text, x.sequences)"
+					"   FROM rollback.point_table x WHERE x.relid = $2::regclass)"
 					" FROM rollback.point_table pt JOIN rollback.point p ON p.id = pt.point_id"
 					" WHERE p.name = $4 AND pt.relid = $2::regclass",
 					4, argtypes3, values3, NULL, false, SPI_OK_INSERT);
@@ -1046,10 +1115,11 @@ static char *
 write_entry(JournalFrame *f, const char *holding)
 {
 	RbOwnerSave save;
-	Oid			argtypes[11] = {OIDARRAYOID, OIDARRAYOID, TEXTARRAYOID, INT8OID, TEXTOID,
-	TEXTOID, OIDARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTOID, TEXTOID};
-	Datum		values[11];
-	char		nulls[11] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	Oid			argtypes[12] = {OIDARRAYOID, OIDARRAYOID, TEXTARRAYOID, INT8OID, TEXTOID,
+	TEXTOID, OIDARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTOID, TEXTOID, TEXTOID};
+	Datum		values[12];
+	char		nulls[12] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	StringInfoData leafcols;
 	Datum	   *befores = palloc(sizeof(Datum) * Max(list_length(f->befores), 1));
 	bool	   *bnulls = palloc(sizeof(bool) * Max(list_length(f->befores), 1));
 	int			dims[1];
@@ -1087,6 +1157,10 @@ write_entry(JournalFrame *f, const char *holding)
 		values[10] = CStringGetTextDatum(f->irreversible);
 	else
 		nulls[10] = 'n';
+	initStringInfo(&leafcols);
+	foreach(lc, f->leafcols)
+		appendStringInfo(&leafcols, "%s%s", leafcols.len ? ", " : "[", (char *) lfirst(lc));
+	values[11] = CStringGetTextDatum(leafcols.len ? psprintf("%s]", leafcols.data) : "[]");
 
 	rb_spi_connect_as_owner(&save);
 	rb_spi_exec("WITH s AS MATERIALIZED ("
@@ -1109,10 +1183,13 @@ write_entry(JournalFrame *f, const char *holding)
 				"  coalesce((SELECT array_agg(e.s ORDER BY t.ord, e.n) FROM t,"
 				"    jsonb_array_elements_text(t.j->'post') WITH ORDINALITY AS e(s, n)), '{}'),"
 				"  coalesce((SELECT jsonb_agg(r || jsonb_build_object('rel', t.oid)) FROM t,"
-				"    jsonb_array_elements(t.j->'readd') AS r), '[]'),"
+				"    jsonb_array_elements(t.j->'readd') AS r), '[]')"
+				"  || coalesce((SELECT jsonb_agg(l - 'parent') FROM jsonb_array_elements($12::jsonb) l"
+				"    WHERE EXISTS (SELECT 1 FROM t, jsonb_array_elements(t.j->'readd') AS r"
+				"     WHERE t.oid = (l->>'parent')::oid AND r->>'name' = l->>'name')), '[]'),"
 				"  $9, $10, coalesce($11, (SELECT string_agg(t.j->>'irreversible', '; ') FROM t))"
 				" RETURNING irreversible, $11 IS NULL",
-				11, argtypes, values, nulls, false, SPI_OK_INSERT_RETURNING);
+				12, argtypes, values, nulls, false, SPI_OK_INSERT_RETURNING);
 	{
 		bool		isnull;
 		bool		fresh = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],

@@ -64,6 +64,8 @@ typedef struct JEntry
 	char	   *content;
 	Oid			content_oid;
 	char	   *sequences;
+	int64		kept_point;		/* for content kept by a migration reverted
+								 * before: that migration's point, or 0 */
 } JEntry;
 
 /* The steps, as they are listed. */
@@ -138,16 +140,63 @@ int8_array(List *ids)
 	return PointerGetDatum(construct_array(elems, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 }
 
-/* is_preserved: whether one of these journal entries kept relid's content. */
-static bool
-is_preserved(List *preserved, Oid relid)
+/* xid8_array: 64-bit transaction ids as an xid8[] Datum. */
+static Datum
+xid8_array(const uint64 *xids, int n)
+{
+	Datum	   *elems = palloc(sizeof(Datum) * Max(n, 1));
+	int			i;
+
+	for (i = 0; i < n; i++)
+		elems[i] = FullTransactionIdGetDatum(FullTransactionIdFromU64(xids[i]));
+	return PointerGetDatum(construct_array(elems, n, XID8OID, sizeof(FullTransactionId),
+										   FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+}
+
+/*
+ * The rows of kept content (see preserve_leaf in journal.c) that a point
+ * sees, as time travel reads them: a live row or an image captured under
+ * the point or later, written by a transaction the point sees.  $1 is the
+ * point's id, $2, $3 and $4 its snapshot (snap_params).
+ */
+#define CONTENT_AT_POINT \
+	"(c._rb_point IS NULL OR c._rb_point >= $1) AND (c._rb_xmin < $2" \
+	" OR (c._rb_xmin < $3 AND c._rb_xmin <> ALL ($4)))"
+
+/*
+ * snap_params: a point's id and snapshot as the first four parameters of a
+ * statement over kept content (CONTENT_AT_POINT).
+ */
+static void
+snap_params(const RbSnapshot *snap, Oid *argtypes, Datum *values)
+{
+	argtypes[0] = INT8OID;
+	argtypes[1] = XID8OID;
+	argtypes[2] = XID8OID;
+	argtypes[3] = XID8ARRAYOID;
+	values[0] = Int64GetDatum(snap->point_id);
+	values[1] = FullTransactionIdGetDatum(FullTransactionIdFromU64(snap->xmin));
+	values[2] = FullTransactionIdGetDatum(FullTransactionIdFromU64(snap->xmax));
+	values[3] = xid8_array(snap->xip, snap->nxip);
+}
+
+/* preserved_content: the content of relid to load back, or NULL. */
+static char *
+preserved_content(List *preserved, Oid relid)
 {
 	ListCell   *lc;
 
 	foreach(lc, preserved)
 		if (((JEntry *) lfirst(lc))->preserved == relid)
-			return true;
-	return false;
+			return ((JEntry *) lfirst(lc))->content;
+	return NULL;
+}
+
+/* is_preserved: whether relid's content is loaded back. */
+static bool
+is_preserved(List *preserved, Oid relid)
+{
+	return preserved_content(preserved, relid) != NULL;
 }
 
 /* count_rows: SELECT count(*) of a relation, for dry runs. */
@@ -192,7 +241,8 @@ run_as_owner(const char *sql)
  * with user triggers and foreign keys out of the way (as in restore).
  */
 static int64
-run_rows_as_table_owner(Oid relid, const char *sql, int expected)
+run_rows_as_table_owner(Oid relid, const char *sql, int nargs, Oid *argtypes, Datum *values,
+						int expected)
 {
 	RbOwnerSave save;
 	int			nestlevel = NewGUCNestLevel();
@@ -203,7 +253,7 @@ run_rows_as_table_owner(Oid relid, const char *sql, int expected)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	rb_become_table_owner(relid, &save);
-	n = rb_spi_exec_latest(sql, 0, NULL, NULL, expected);
+	n = rb_spi_exec_latest(sql, nargs, argtypes, values, expected);
 	rb_restore_user(&save);
 	SPI_finish();
 	AtEOXact_GUC(true, nestlevel);
@@ -212,17 +262,29 @@ run_rows_as_table_owner(Oid relid, const char *sql, int expected)
 
 /*
  * quarantine_table: copy to rollback.quarantine the live rows of a table
- * that the point cannot see and that none of the migration's transactions
- * wrote.  Returns how many (only counted with dry_run).
+ * that the point cannot see and that none of the migration system's
+ * transactions wrote.  Returns how many (only counted with dry_run).
+ *
+ * With content, the table's kept content: a row that is still there as it
+ * was kept (same address, same writer) is left to quarantine_content,
+ * which copies it with the columns the revert brings back.
  */
 static int64
 quarantine_table(Oid relid, const RbSnapshot *snap, uint64 *xids, int nxids,
-				 int64 revert_id, int64 migration_id, bool dry_run)
+				 int64 revert_id, int64 migration_id, const char *content, bool dry_run)
 {
 	Relation	rel;
 	List	   *news;
 	List	   *tids = NIL;
 	ListCell   *lc;
+	Datum	   *t;
+	Datum	   *x;
+	int			n = 0;
+	RbOwnerSave save;
+	Oid			argtypes[5] = {TIDARRAYOID, XID8ARRAYOID, INT8OID, INT8OID, OIDOID};
+	Datum		values[5];
+	char	   *from;
+	int64		result;
 
 	rel = table_open(relid, NoLock);
 	PushActiveSnapshot(GetLatestSnapshot());
@@ -237,65 +299,49 @@ quarantine_table(Oid relid, const RbSnapshot *snap, uint64 *xids, int nxids,
 			continue;
 		tids = lappend(tids, nt);
 	}
-	if (tids == NIL || dry_run)
+	if (tids == NIL || (dry_run && content == NULL))
 		return list_length(tids);
 
+	t = palloc(sizeof(Datum) * list_length(tids));
+	x = palloc(sizeof(Datum) * list_length(tids));
+	foreach(lc, tids)
 	{
-		Datum	   *t = palloc(sizeof(Datum) * list_length(tids));
-		Datum	   *x = palloc(sizeof(Datum) * list_length(tids));
-		int			n = 0;
-		RbOwnerSave save;
-		Oid			argtypes[5] = {TIDARRAYOID, XID8ARRAYOID, INT8OID, INT8OID, OIDOID};
-		Datum		values[5];
+		RbNewTuple *nt = lfirst(lc);
 
-		foreach(lc, tids)
-		{
-			RbNewTuple *nt = lfirst(lc);
-
-			t[n] = PointerGetDatum(&nt->tid);
-			x[n] = FullTransactionIdGetDatum(FullTransactionIdFromU64(nt->xmin));
-			n++;
-		}
-		values[0] = PointerGetDatum(construct_array(t, n, TIDOID, sizeof(ItemPointerData),
-													false, TYPALIGN_SHORT));
-		values[1] = PointerGetDatum(construct_array(x, n, XID8OID, sizeof(FullTransactionId),
-													FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-		values[2] = Int64GetDatum(revert_id);
-		values[3] = Int64GetDatum(migration_id);
-		values[4] = ObjectIdGetDatum(relid);
-		rb_spi_connect_as_owner(&save);
-		n = rb_spi_exec_latest(psprintf("INSERT INTO rollback.quarantine"
-										" (revert_id, migration_id, tbl, relid, row_data, xid)"
-										" SELECT $3, $4, $5::regclass::text, $5, pg_catalog.to_jsonb(t), u.x"
-										" FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) AS u(tid, x)"
-										" JOIN ONLY %s t ON t.ctid = u.tid",
-										rb_qualified_name(relid)),
-							   5, argtypes, values, SPI_OK_INSERT);
-		rb_spi_finish_as_owner(&save);
-		return n;
+		t[n] = PointerGetDatum(&nt->tid);
+		x[n] = FullTransactionIdGetDatum(FullTransactionIdFromU64(nt->xmin));
+		n++;
 	}
-}
+	values[0] = PointerGetDatum(construct_array(t, n, TIDOID, sizeof(ItemPointerData),
+												false, TYPALIGN_SHORT));
+	values[1] = PointerGetDatum(construct_array(x, n, XID8OID, sizeof(FullTransactionId),
+												FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[2] = Int64GetDatum(revert_id);
+	values[3] = Int64GetDatum(migration_id);
+	values[4] = ObjectIdGetDatum(relid);
+	from = psprintf(" FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) AS u(tid, x)"
+					" JOIN ONLY %s t ON t.ctid = u.tid%s",
+					rb_qualified_name(relid),
+					content == NULL ? "" :
+					psprintf(" WHERE NOT EXISTS (SELECT 1 FROM %s c WHERE c._rb_point IS NULL"
+							 "  AND c._rb_ctid = u.tid AND c._rb_xmin = u.x)", content));
+	rb_spi_connect_as_owner(&save);
+	if (dry_run)
+	{
+		bool		isnull;
 
-/*
- * add_preserved: add a journal entry that kept a table's content to the
- * list of contents to load back, one per table.  Entries come newest
- * first; an older one replaces the newer one of the same table, since the
- * revert goes back to the point of the oldest migration, and that state is
- * the content the oldest migration kept (revert_to over several
- * migrations that each kept the table must load it once).
- */
-static List *
-add_preserved(List *preserved, JEntry *e)
-{
-	ListCell   *lc;
-
-	foreach(lc, preserved)
-		if (((JEntry *) lfirst(lc))->preserved == e->preserved)
-		{
-			lfirst(lc) = e;
-			return preserved;
-		}
-	return lappend(preserved, e);
+		rb_spi_exec_latest(psprintf("SELECT count(*)%s", from), 5, argtypes, values, SPI_OK_SELECT);
+		result = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
+											 &isnull));
+	}
+	else
+		result = rb_spi_exec_latest(psprintf("INSERT INTO rollback.quarantine"
+											 " (revert_id, migration_id, tbl, relid, row_data, xid)"
+											 " SELECT $3, $4, $5::regclass::text, $5, pg_catalog.to_jsonb(t), u.x%s",
+											 from),
+									5, argtypes, values, SPI_OK_INSERT);
+	rb_spi_finish_as_owner(&save);
+	return result;
 }
 
 /*
@@ -339,53 +385,159 @@ renumber_content(const char *readd)
 }
 
 /*
- * reload_content: insert a table's kept content back, mapping its columns
- * (c<attnum>, renumbered by renumber_content when a column was re-added
- * since) to the table's columns of the same number.
+ * content_columns: the columns of a table's kept content (c<attnum>,
+ * renumbered by renumber_content when a column was re-added since) that
+ * map to a live column of the table of that number: the table's column
+ * names in *cols, the content's as "c.<name> AS <column>" in *vals, or
+ * "c.<name>" with bare.  Generated columns only with generated.
  */
-static int64
-reload_content(Oid relid, Oid content_oid, const char *content)
+static void
+content_columns(Oid relid, Oid content_oid, bool generated, bool bare,
+				StringInfo cols, StringInfo vals)
 {
 	Relation	crel;
 	Relation	rel;
 	TupleDesc	cdesc;
 	TupleDesc	desc;
-	StringInfoData cols;
-	StringInfoData vals;
 	int			i;
 
 	crel = relation_open(content_oid, AccessShareLock);
 	rel = table_open(relid, NoLock);
 	cdesc = RelationGetDescr(crel);
 	desc = RelationGetDescr(rel);
-	initStringInfo(&cols);
-	initStringInfo(&vals);
 	for (i = 0; i < cdesc->natts; i++)
 	{
 		Form_pg_attribute catt = TupleDescAttr(cdesc, i);
-		int			num = atoi(NameStr(catt->attname) + 1);
+		int			num;
 		Form_pg_attribute att;
 
+		if (catt->attisdropped || NameStr(catt->attname)[0] != 'c')
+			continue;
+		num = atoi(NameStr(catt->attname) + 1);
 		if (num < 1 || num > desc->natts)
 			continue;
 		att = TupleDescAttr(desc, num - 1);
-		if (att->attisdropped || att->attgenerated)
+		if (att->attisdropped || (att->attgenerated && !generated))
 			continue;
-		appendStringInfo(&cols, "%s%s", cols.len ? ", " : "",
+		appendStringInfo(cols, "%s%s", cols->len ? ", " : "",
 						 quote_identifier(NameStr(att->attname)));
-		appendStringInfo(&vals, "%sc.%s", vals.len ? ", " : "",
+		appendStringInfo(vals, "%sc.%s", vals->len ? ", " : "",
 						 quote_identifier(NameStr(catt->attname)));
+		if (!bare)
+			appendStringInfo(vals, " AS %s", quote_identifier(NameStr(att->attname)));
 	}
 	table_close(rel, NoLock);
 	relation_close(crel, AccessShareLock);
+}
+
+/*
+ * reload_content: insert back the rows of a table's kept content that the
+ * revert's point sees (CONTENT_AT_POINT), columns mapped by number
+ * (content_columns).  The content may have been kept by a later migration
+ * than the one whose point this is: it holds the table's history since the
+ * points that covered it then.  Returns how many (only counted with
+ * dry_run).
+ */
+static int64
+reload_content(JEntry *e, const RbSnapshot *snap, bool dry_run)
+{
+	StringInfoData cols;
+	StringInfoData vals;
+	Oid			argtypes[4];
+	Datum		values[4];
+
+	snap_params(snap, argtypes, values);
+	if (dry_run)
+	{
+		RbOwnerSave save;
+		bool		isnull;
+		int64		n;
+
+		rb_spi_connect_as_owner(&save);
+		rb_spi_exec(psprintf("SELECT count(*) FROM %s c WHERE " CONTENT_AT_POINT, e->content),
+					4, argtypes, values, NULL, false, SPI_OK_SELECT);
+		n = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		rb_spi_finish_as_owner(&save);
+		return n;
+	}
+	initStringInfo(&cols);
+	initStringInfo(&vals);
+	content_columns(e->preserved, e->content_oid, false, true, &cols, &vals);
 	if (cols.len == 0)
-		return run_rows_as_table_owner(relid, psprintf("INSERT INTO %s SELECT FROM %s c",
-													   rb_qualified_name(relid), content),
-									   SPI_OK_INSERT);
-	return run_rows_as_table_owner(relid,
-								   psprintf("INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM %s c",
-											rb_qualified_name(relid), cols.data, vals.data, content),
-								   SPI_OK_INSERT);
+		return run_rows_as_table_owner(e->preserved,
+									   psprintf("INSERT INTO %s SELECT FROM %s c WHERE " CONTENT_AT_POINT,
+												rb_qualified_name(e->preserved), e->content),
+									   4, argtypes, values, SPI_OK_INSERT);
+	return run_rows_as_table_owner(e->preserved,
+								   psprintf("INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM %s c"
+											" WHERE " CONTENT_AT_POINT,
+											rb_qualified_name(e->preserved), cols.data, vals.data,
+											e->content),
+								   4, argtypes, values, SPI_OK_INSERT);
+}
+
+/*
+ * quarantine_content: copy to rollback.quarantine the rows of a table's
+ * kept content that were live when it was kept, that the revert's point
+ * cannot see and that none of the migration system's transactions wrote:
+ * rows other sessions wrote since the point, which the revert does not
+ * load back.  A rewrite gave the table's rows new writers, and a row the
+ * revert reloaded is the revert's, so the live rows no longer tell them.
+ * Content that a migration reverted before kept: its revert quarantined
+ * the rows its own point could not see, only the others are left.  Run
+ * once the columns are back, so that the rows have their names.  Returns
+ * how many (only counted with dry_run).
+ */
+static int64
+quarantine_content(JEntry *e, const RbSnapshot *snap, uint64 *xids, int nxids,
+				   int64 revert_id, int64 migration_id, bool dry_run)
+{
+	RbOwnerSave save;
+	StringInfoData cols;
+	StringInfoData vals;
+	Oid			argtypes[9];
+	Datum		values[9];
+	const char *where = " WHERE c._rb_point IS NULL AND c._rb_xmin <> ALL ($5)"
+		" AND NOT (c._rb_xmin < $2 OR (c._rb_xmin < $3 AND c._rb_xmin <> ALL ($4)))"
+		" AND NOT EXISTS (SELECT 1 FROM rollback.point p WHERE p.id = $9"
+		"  AND NOT (c._rb_xmin < p.snap_xmin OR (c._rb_xmin < p.snap_xmax"
+		"   AND c._rb_xmin <> ALL (p.snap_xip))))";
+	int64		n;
+
+	snap_params(snap, argtypes, values);
+	argtypes[4] = XID8ARRAYOID;
+	argtypes[5] = INT8OID;
+	argtypes[6] = INT8OID;
+	argtypes[7] = OIDOID;
+	argtypes[8] = INT8OID;
+	values[4] = xid8_array(xids, nxids);
+	values[5] = Int64GetDatum(revert_id);
+	values[6] = Int64GetDatum(migration_id);
+	values[7] = ObjectIdGetDatum(e->preserved);
+	values[8] = Int64GetDatum(e->kept_point);
+	rb_spi_connect_as_owner(&save);
+	if (dry_run)
+	{
+		bool		isnull;
+
+		rb_spi_exec(psprintf("SELECT count(*) FROM %s c%s", e->content, where),
+					9, argtypes, values, NULL, false, SPI_OK_SELECT);
+		n = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	}
+	else
+	{
+		initStringInfo(&cols);
+		initStringInfo(&vals);
+		content_columns(e->preserved, e->content_oid, true, false, &cols, &vals);
+		n = rb_spi_exec(psprintf("INSERT INTO rollback.quarantine"
+								 " (revert_id, migration_id, tbl, relid, row_data, xid)"
+								 " SELECT $6, $7, $8::regclass::text, $8, pg_catalog.to_jsonb(r), c._rb_xmin"
+								 " FROM %s c CROSS JOIN LATERAL (SELECT %s) r%s",
+								 e->content, vals.data, where),
+						9, argtypes, values, NULL, false, SPI_OK_INSERT);
+	}
+	rb_spi_finish_as_owner(&save);
+	return n;
 }
 
 /*
@@ -494,8 +646,14 @@ revert(List *migs, const char *label, const char *first_version, bool dry_run,
 				 errdetail("Since the point, %s.", incomplete),
 				 errhint("What the migration did to that table cannot be undone; restore the other tables with rollback.restore() if that is what you want.")));
 
-	/* the migrations' transactions */
-	rb_spi_exec("SELECT DISTINCT xid::text FROM rollback.migration_xact WHERE migration_id = ANY ($1)",
+	/*
+	 * The migration system's transactions: the migrations', and those of
+	 * every migration and revert since the oldest of them.  A row a revert
+	 * wrote is a row it brought back (the later migrations it reverted are
+	 * ours too): not another session's, to quarantine.
+	 */
+	rb_spi_exec("SELECT DISTINCT xid::text FROM rollback.migration_xact"
+				" WHERE migration_id >= (SELECT min(id) FROM pg_catalog.unnest($1) id)",
 				1, argtypes, values, NULL, false, SPI_OK_SELECT);
 	nxids = (int) SPI_processed;
 	xids = MemoryContextAlloc(cxt, sizeof(uint64) * Max(nxids, 1));
@@ -533,11 +691,55 @@ revert(List *migs, const char *label, const char *first_version, bool dry_run,
 		entries = lappend(entries, e);
 		if (e->creates)
 			created = list_concat_unique_oid(created, e->relids);
-		else if (OidIsValid(e->preserved))
-			preserved = add_preserved(preserved, e);
-		else
+		else if (!OidIsValid(e->preserved))
 			ddlrels = list_concat_unique_oid(ddlrels, e->relids);
 		MemoryContextSwitchTo(old);
+	}
+
+	/*
+	 * Contents to load back: per table, the oldest kept since the oldest
+	 * migration that holds the history of its point.  That is the one this
+	 * migration kept, or, in a revert_to, the oldest of theirs; or one that
+	 * a later migration kept, when it was reverted since (its revert loaded
+	 * that content back, and rows and images taken since have lost what
+	 * the rewrite or the dropped column took) or is reverted too (a rewrite
+	 * left the older points without a history of the table).  Its
+	 * sequences are the point's.
+	 */
+	{
+		Oid			argtypes2[2] = {INT8ARRAYOID, INT8OID};
+		Datum		values2[2];
+
+		values2[0] = values[0];
+		values2[1] = Int64GetDatum(base_point);
+		rb_spi_exec("SELECT DISTINCT ON (j.preserved) j.preserved, j.content::text, j.content::oid,"
+					"  (j.points->($2::text))::text,"
+					"  CASE WHEN j.migration_id <> ALL ($1) THEN m.point_id END"
+					" FROM rollback.journal j JOIN rollback.migration m ON m.id = j.migration_id"
+					" WHERE j.preserved IS NOT NULL AND j.content IS NOT NULL AND j.points ? $2::text"
+					" AND j.migration_id >= (SELECT min(id) FROM pg_catalog.unnest($1) id)"
+					" AND EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid = j.preserved)"
+					" AND EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid = j.content)"
+					" ORDER BY j.preserved, j.seq",
+					2, argtypes2, values2, NULL, false, SPI_OK_SELECT);
+		for (i = 0; i < SPI_processed; i++)
+		{
+			HeapTuple	tup = SPI_tuptable->vals[i];
+			TupleDesc	desc = SPI_tuptable->tupdesc;
+			MemoryContext old = MemoryContextSwitchTo(cxt);
+			JEntry	   *e = palloc0(sizeof(JEntry));
+			bool		isnull;
+			Datum		d;
+
+			e->preserved = DatumGetObjectId(SPI_getbinval(tup, desc, 1, &isnull));
+			e->content = SPI_getvalue(tup, desc, 2);
+			e->content_oid = DatumGetObjectId(SPI_getbinval(tup, desc, 3, &isnull));
+			e->sequences = SPI_getvalue(tup, desc, 4);
+			d = SPI_getbinval(tup, desc, 5, &isnull);
+			e->kept_point = isnull ? 0 : DatumGetInt64(d);
+			preserved = lappend(preserved, e);
+			MemoryContextSwitchTo(old);
+		}
 	}
 	rb_spi_finish_as_owner(&save);
 
@@ -608,7 +810,8 @@ revert(List *migs, const char *label, const char *first_version, bool dry_run,
 
 		if (kind != RELKIND_RELATION || !rb_is_tracked(relid))
 			continue;
-		n = quarantine_table(relid, &snap, xids, nxids, revert_id, newest, dry_run);
+		n = quarantine_table(relid, &snap, xids, nxids, revert_id, newest,
+							 preserved_content(preserved, relid), dry_run);
 		nquarantined += n;
 		if (n > 0)
 			emit(st, "quarantine", psprintf("%s: rows written by other transactions since the point, copied to rollback.quarantine",
@@ -629,7 +832,7 @@ revert(List *migs, const char *label, const char *first_version, bool dry_run,
 			n = count_rows(rb_qualified_name(relid));
 		else
 			n = run_rows_as_table_owner(relid, psprintf("DELETE FROM ONLY %s", rb_qualified_name(relid)),
-											SPI_OK_DELETE);
+										0, NULL, NULL, SPI_OK_DELETE);
 		ndeleted += n;
 		emit(st, "empty", psprintf("%s: %s", rb_qualified_name(relid),
 								   kept ? "delete every row; its content as of the point is loaded back below"
@@ -703,16 +906,18 @@ revert(List *migs, const char *label, const char *first_version, bool dry_run,
 			emit(st, "sequence", (char *) lfirst(lc2), 0, false);
 	}
 
-	/* kept content back */
+	/* kept content back, after the rows of it that others wrote */
 	foreach(lc, preserved)
 	{
 		JEntry	   *e = lfirst(lc);
 		int64		n;
 
-		if (dry_run)
-			n = count_rows(e->content);
-		else
-			n = reload_content(e->preserved, e->content_oid, e->content);
+		n = quarantine_content(e, &snap, xids, nxids, revert_id, newest, dry_run);
+		nquarantined += n;
+		if (n > 0)
+			emit(st, "quarantine", psprintf("%s: rows written by other transactions since the point, kept in %s, copied to rollback.quarantine",
+											rb_qualified_name(e->preserved), e->content), n, true);
+		n = reload_content(e, &snap, dry_run);
 		nrestored += n;
 		emit(st, "reload", psprintf("%s: content as of %s, kept before %s",
 									rb_qualified_name(e->preserved), pointname, e->content), n, true);

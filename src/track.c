@@ -215,12 +215,13 @@ rb_table_list(ArrayType *arr)
 }
 
 /*
- * column_type_sql: the store column type for a base column: the domain's
+ * rb_column_type_sql: the store column type for a base column: the domain's
  * base type (so that a changed domain constraint cannot reject old images),
- * with the column's collation when it is not the type's default.
+ * with the column's collation when it is not the type's default.  Kept
+ * content (journal.c) uses it too.
  */
-static char *
-column_type_sql(Form_pg_attribute att)
+char *
+rb_column_type_sql(Form_pg_attribute att)
 {
 	int32		typmod = att->atttypmod;
 	Oid			basetype = getBaseTypeAndTypmod(att->atttypid, &typmod);
@@ -263,7 +264,7 @@ sync_store(Oid relid, Oid store)
 		if (sattno == InvalidAttrNumber)
 		{
 			appendStringInfo(&cmd, "%s ADD COLUMN %s %s", any ? "," : "",
-							 colname, column_type_sql(att));
+							 colname, rb_column_type_sql(att));
 			any = true;
 		}
 		else
@@ -284,7 +285,7 @@ sync_store(Oid relid, Oid store)
 				 * with the last point): nothing to convert.
 				 */
 				appendStringInfo(&cmd, "%s ALTER COLUMN %s TYPE %s USING %s",
-								 any ? "," : "", colname, column_type_sql(att),
+								 any ? "," : "", colname, rb_column_type_sql(att),
 								 has_points ? psprintf("%s::%s", colname,
 													   format_type_with_typemod(basetype, typmod)) : "NULL");
 				any = true;
@@ -382,7 +383,7 @@ track_leaf(Oid relid, Oid parent)
 
 		if (att->attisdropped)
 			continue;
-		appendStringInfo(&sql, ", c%d %s", att->attnum, column_type_sql(att));
+		appendStringInfo(&sql, ", c%d %s", att->attnum, rb_column_type_sql(att));
 	}
 	appendStringInfoString(&sql, ")");
 	table_close(rel, NoLock);
@@ -760,6 +761,22 @@ rollback_on_ddl(PG_FUNCTION_ARGS)
 			get_rel_persistence(relid) == RELPERSISTENCE_TEMP ||
 			nsp == rb_store_namespace() || nsp == get_namespace_oid("rollback", false))
 			continue;
+
+		/*
+		 * ALTER TABLE on a partitioned table changes its partitions' columns
+		 * too, and only the parent is reported: their stores follow.
+		 */
+		if (relkind == RELKIND_PARTITIONED_TABLE)
+		{
+			ListCell   *lc3;
+
+			foreach(lc3, rb_expand_leaves(relid, false))
+			{
+				store = rb_store_of(lfirst_oid(lc3));
+				if (OidIsValid(store))
+					sync_store(lfirst_oid(lc3), store);
+			}
+		}
 
 		store = rb_store_of(relid);
 		if (OidIsValid(store))

@@ -36,8 +36,11 @@
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
+#include "utils/xid8.h"
 
 #include "rollback.h"
+
+PG_FUNCTION_INFO_V1(rollback_xid8);
 
 /* Depth of internal DDL in progress: our own hooks let it through. */
 static int	internal_ddl_depth = 0;
@@ -366,6 +369,17 @@ rb_full_xid(TransactionId xid)
 	if ((uint64) behind > U64FromFullTransactionId(base))
 		return FrozenTransactionId;		/* older than the cluster: can only be frozen */
 	return U64FromFullTransactionId(base) - behind;
+}
+
+/*
+ * rollback._xid8(xid): a tuple's raw xmin (the system column xmin) widened
+ * as rb_full_xid does it, so that kept content (journal.c) stores the same
+ * 64-bit ids as the version stores and the points' snapshots.
+ */
+Datum
+rollback_xid8(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_FULLTRANSACTIONID(FullTransactionIdFromU64(rb_full_xid(PG_GETARG_TRANSACTIONID(0))));
 }
 
 /* rb_xid_visible: whether a 64-bit transaction id is visible at a point. */

@@ -570,6 +570,81 @@ SELECT public.mig_fp() = :'fp16' AS rows_unchanged;
 SELECT count(*) AS holding_schemas FROM pg_namespace WHERE nspname LIKE 'rollback\_hold\_%';
 \! rm -f $RB_DUMP.before14 $RB_DUMP.after14 $RB_DUMP.before15 $RB_DUMP.before16 $RB_DUMP.after16
 
+-- 19. kept content holds the table's history (live rows and images, with
+-- the transactions that wrote them): a revert to an older point than the
+-- migration that kept it reads that point's rows from it, so the row
+-- changes of an earlier migration are undone and the rows other
+-- transactions wrote between are quarantined, not lost.  DROP COLUMN of a
+-- partitioned table keeps each partition's content, under the partition's
+-- own column numbers.  A revert's rows are the migration system's: the
+-- revert after it does not quarantine them.
+SET client_min_messages = warning;
+SET rollback.auto_track_migrations = off;
+CREATE TABLE mig.t19 (id int PRIMARY KEY, b text, a int);
+INSERT INTO mig.t19 SELECT g, 'b' || g, g FROM generate_series(1, 5) g;
+CREATE TABLE mig.p19 (id int, b text, a int) PARTITION BY RANGE (id);
+CREATE TABLE mig.p19_1 PARTITION OF mig.p19 FOR VALUES FROM (0) TO (10);
+CREATE TABLE mig.p19_2 (x int, id int, b text, a int);
+ALTER TABLE mig.p19_2 DROP COLUMN x;
+ALTER TABLE mig.p19 ATTACH PARTITION mig.p19_2 FOR VALUES FROM (10) TO (20);
+INSERT INTO mig.p19 SELECT g, 'b' || g, g FROM generate_series(1, 19, 3) g;
+SELECT rollback.track('mig.t19');
+SELECT rollback.track('mig.p19');
+RESET rollback.auto_track_migrations;
+SELECT public.mig_fp() AS fp19 \gset
+\! pg_dump --schema-only --schema=mig | grep -v '^\\.*restrict' > $RB_DUMP.before19
+SELECT rollback.begin_migration('19-0') > 0 AS begun;
+SELECT rollback.end_migration();
+SELECT rollback.begin_migration('19-a') > 0 AS begun;
+UPDATE mig.t19 SET a = 100 WHERE id = 1;
+DELETE FROM mig.t19 WHERE id = 2;
+INSERT INTO mig.t19 VALUES (10, 'new', 10);
+SELECT rollback.end_migration();
+-- another transaction's rows, between the migrations
+INSERT INTO mig.t19 VALUES (20, 'other', 20);
+UPDATE mig.t19 SET b = 'other' WHERE id = 3;
+SELECT rollback.begin_migration('19-b') > 0 AS begun;
+ALTER TABLE mig.t19 ALTER COLUMN a TYPE bigint;
+ALTER TABLE mig.p19 DROP COLUMN a;
+SELECT rollback.end_migration();
+INSERT INTO mig.t19 VALUES (30, 'late', 30);
+SELECT action, regexp_replace(detail, '_[0-9]+', '_<n>', 'g') AS detail, rows
+  FROM rollback.revert_to('19-0', dry_run => true)
+ WHERE action NOT IN ('lock', 'sequence') OR detail LIKE '%19%' ORDER BY step;
+SELECT action, rows FROM rollback.revert_to('19-0') WHERE rows IS NOT NULL ORDER BY step;
+SELECT * FROM mig.t19 ORDER BY id;
+SELECT * FROM mig.p19 ORDER BY id;
+SELECT public.mig_fp() = :'fp19' AS rows_unchanged;
+\! pg_dump --schema-only --schema=mig | grep -v '^\\.*restrict' | diff $RB_DUMP.before19 - && echo schema unchanged
+SELECT row_data, xid <> '0' AS has_xid FROM rollback.quarantine WHERE tbl = 'mig.t19' ORDER BY row_data->>'id';
+-- one at a time, and the revert of a revert, and back: no quarantine
+SELECT rollback.begin_migration('19-c') > 0 AS begun;
+UPDATE mig.t19 SET b = 'c' WHERE id = 4;
+UPDATE mig.p19 SET b = 'c' WHERE id = 4;
+SELECT rollback.end_migration();
+SELECT public.mig_fp() AS fp19c \gset
+SELECT rollback.begin_migration('19-d') > 0 AS begun;
+ALTER TABLE mig.t19 DROP COLUMN a;
+ALTER TABLE mig.p19 DROP COLUMN a;
+SELECT rollback.end_migration();
+SELECT public.mig_fp() AS fp19d \gset
+SELECT count(*) > 0 AS reverted FROM rollback.revert_migration('19-d');
+SELECT * FROM mig.p19 ORDER BY id;
+SELECT public.mig_fp() = :'fp19c' AS rows_as_after_19c;
+SELECT count(*) > 0 AS reverted FROM rollback.revert_migration('revert:19-d');
+SELECT public.mig_fp() = :'fp19d' AS rows_as_after_19d;
+SELECT count(*) > 0 AS reverted FROM rollback.revert_migration('revert:revert:19-d');
+SELECT public.mig_fp() = :'fp19c' AS rows_as_after_19c;
+SELECT count(*) > 0 AS reverted FROM rollback.revert_migration('19-c');
+SELECT * FROM mig.t19 ORDER BY id;
+SELECT * FROM mig.p19 ORDER BY id;
+SELECT public.mig_fp() = :'fp19' AS rows_unchanged;
+SELECT m.version, count(q.id) AS quarantined FROM rollback.migration m
+  LEFT JOIN rollback.quarantine q ON q.revert_id = m.id
+ WHERE m.version LIKE 'revert:%19-%' GROUP BY m.id, m.version ORDER BY m.id;
+\! pg_dump --schema-only --schema=mig | grep -v '^\\.*restrict' | diff $RB_DUMP.before19 - && echo schema unchanged
+\! rm -f $RB_DUMP.before19
+
 
 -- 20. objects one migration creates and a later one drops, reverted in one
 -- revert: the later one's re-creation and the earlier one's drop cancel out
