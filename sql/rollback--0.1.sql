@@ -954,10 +954,13 @@ BEGIN
 						  ' AND c.relnamespace = (SELECT relnamespace FROM pg_catalog.pg_class'
 						  ' WHERE oid = {q:%s}::pg_catalog.regclass)', y->>'oid', y->>'name', a->>'oid'));
 		END IF;
-		IF y->>'comment' IS DISTINCT FROM x->>'comment' OR (x IS NULL AND y->>'comment' IS NOT NULL) THEN
-			post := post || (CASE WHEN x IS NULL THEN k ELSE '' END
-							 || format('COMMENT ON INDEX %I.%I IS %s', a->>'schema', y->>'name',
-									   coalesce(quote_literal(y->>'comment'), 'NULL')));
+		/* a comment changed on an index that is there: at once, by its name now */
+		IF x IS NOT NULL AND y->>'comment' IS DISTINCT FROM x->>'comment' THEN
+			pre := pre || format('COMMENT ON INDEX %I.%I IS %s', a->>'schema', x->>'name',
+								 coalesce(quote_literal(y->>'comment'), 'NULL'));
+		ELSIF x IS NULL AND y->>'comment' IS NOT NULL THEN
+			post := post || (k || format('COMMENT ON INDEX %I.%I IS %s', a->>'schema', y->>'name',
+										 quote_literal(y->>'comment')));
 		END IF;
 	END LOOP;
 
@@ -977,10 +980,12 @@ BEGIN
 		IF x IS NULL THEN
 			post := post || (k || format('ALTER TABLE %s ADD CONSTRAINT %I %s', t, y->>'name', y->>'def'));
 		END IF;
-		IF y->>'comment' IS DISTINCT FROM x->>'comment' OR (x IS NULL AND y->>'comment' IS NOT NULL) THEN
-			post := post || (CASE WHEN x IS NULL THEN k ELSE '' END
-							 || format('COMMENT ON CONSTRAINT %I ON %s IS %s', y->>'name', t,
-									   coalesce(quote_literal(y->>'comment'), 'NULL')));
+		IF x IS NOT NULL AND y->>'comment' IS DISTINCT FROM x->>'comment' THEN
+			pre := pre || format('COMMENT ON CONSTRAINT %I ON %s IS %s', x->>'name', t,
+								 coalesce(quote_literal(y->>'comment'), 'NULL'));
+		ELSIF x IS NULL AND y->>'comment' IS NOT NULL THEN
+			post := post || (k || format('COMMENT ON CONSTRAINT %I ON %s IS %s', y->>'name', t,
+										 quote_literal(y->>'comment')));
 		END IF;
 	END LOOP;
 

@@ -792,6 +792,30 @@ SET rollback.auto_track_migrations = off;
 DROP TABLE mig.t23;
 RESET rollback.auto_track_migrations;
 
+-- 24. a comment on a constraint or an index the same migration created,
+-- and a comment changed on one that was there: the revert sets the comment
+-- back while the object is there
+SET rollback.auto_track_migrations = off;
+CREATE TABLE mig.t24 (id int PRIMARY KEY, v int CONSTRAINT t24_v CHECK (v > 0));
+CREATE INDEX t24_v_idx ON mig.t24 (v);
+COMMENT ON CONSTRAINT t24_v ON mig.t24 IS 'positive';
+RESET rollback.auto_track_migrations;
+\! pg_dump --schema-only --schema=mig | grep -v '^\\.*restrict' > $RB_DUMP.before24
+SELECT rollback.begin_migration('24-a') > 0 AS begun;
+ALTER TABLE mig.t24 ADD CONSTRAINT t24_small CHECK (v < 1000);
+COMMENT ON CONSTRAINT t24_small ON mig.t24 IS 'small';
+CREATE INDEX t24_id_v ON mig.t24 (id, v);
+COMMENT ON INDEX mig.t24_id_v IS 'both';
+COMMENT ON CONSTRAINT t24_v ON mig.t24 IS 'changed';
+COMMENT ON INDEX mig.t24_v_idx IS 'on v';
+SELECT rollback.end_migration();
+SELECT count(*) > 0 AS reverted FROM rollback.revert_migration('24-a');
+\! pg_dump --schema-only --schema=mig | grep -v '^\\.*restrict' | diff $RB_DUMP.before24 - && echo schema unchanged
+\! rm -f $RB_DUMP.before24
+SET rollback.auto_track_migrations = off;
+DROP TABLE mig.t24;
+RESET rollback.auto_track_migrations;
+
 \! rm -f $RB_DUMP.before $RB_DUMP.before5 $RB_DUMP.before11
 -- leave the database as the other tests expect it: no tracked table
 SET rollback.auto_track_migrations = off;
