@@ -956,8 +956,8 @@ BEGIN
 		END IF;
 		/* a comment changed on an index that is there: at once, by its name now */
 		IF x IS NOT NULL AND y->>'comment' IS DISTINCT FROM x->>'comment' THEN
-			pre := pre || format('COMMENT ON INDEX %I.%I IS %s', a->>'schema', x->>'name',
-								 coalesce(quote_literal(y->>'comment'), 'NULL'));
+			pre := pre || (k || format('COMMENT ON INDEX %I.%I IS %s', a->>'schema', x->>'name',
+									   coalesce(quote_literal(y->>'comment'), 'NULL')));
 		ELSIF x IS NULL AND y->>'comment' IS NOT NULL THEN
 			post := post || (k || format('COMMENT ON INDEX %I.%I IS %s', a->>'schema', y->>'name',
 										 quote_literal(y->>'comment')));
@@ -981,8 +981,8 @@ BEGIN
 			post := post || (k || format('ALTER TABLE %s ADD CONSTRAINT %I %s', t, y->>'name', y->>'def'));
 		END IF;
 		IF x IS NOT NULL AND y->>'comment' IS DISTINCT FROM x->>'comment' THEN
-			pre := pre || format('COMMENT ON CONSTRAINT %I ON %s IS %s', x->>'name', t,
-								 coalesce(quote_literal(y->>'comment'), 'NULL'));
+			pre := pre || (k || format('COMMENT ON CONSTRAINT %I ON %s IS %s', x->>'name', t,
+									   coalesce(quote_literal(y->>'comment'), 'NULL')));
 		ELSIF x IS NULL AND y->>'comment' IS NOT NULL THEN
 			post := post || (k || format('COMMENT ON CONSTRAINT %I ON %s IS %s', y->>'name', t,
 										 quote_literal(y->>'comment')));
@@ -1145,9 +1145,12 @@ BEGIN
 	IF b->>'schema' <> a->>'schema' THEN
 		pre := pre || format('ALTER %s %s SET SCHEMA %I', kw, t, b->>'schema');
 	ELSIF b->>'name' <> a->>'name' THEN
-		/* an index's rename is tagged: it may have to wait for its re-creation */
-		pre := pre || (CASE WHEN b->>'kind' = 'i' THEN format('/*rb:idx:%s*/ ', a->>'oid') ELSE '' END
-					   || format('ALTER %s %s RENAME TO %I', kw, t, b->>'name'));
+		pre := pre || format('ALTER %s %s RENAME TO %I', kw, t, b->>'name');
+	END IF;
+	/* what sets an index back is tagged: it may have to wait for its re-creation */
+	IF b->>'kind' = 'i' THEN
+		pre := ARRAY(SELECT CASE WHEN u.s LIKE '/*rb:%' THEN u.s ELSE format('/*rb:idx:%s*/ ', a->>'oid') || u.s END
+					   FROM unnest(pre) WITH ORDINALITY AS u(s, n) ORDER BY u.n);
 	END IF;
 	RETURN jsonb_build_object('pre', pre, 'post', post, 'readd', readd, 'irreversible', irr);
 END

@@ -11,9 +11,9 @@
  *	- an object an older entry created and a newer one dropped: the newer
  *	  undo re-creates it (post, waiting), the older one drops it (pre, now,
  *	  before it exists).  The pair cancels (rb_undo_cancel).
- *	- a rename by an older entry of what a waiting statement names: the
- *	  rename of a waiting index or constraint waits behind it; a column
- *	  rename is applied to the waiting statements' text (rb_undo_adjust).
+ *	- an older entry's undo of a change to what waits to be created again
+ *	  (a rename, a comment) waits behind it; a column rename is applied to
+ *	  the waiting statements' text (rb_undo_adjust).
  *
  * Statements that drop, create again or rename an index or a constraint
  * carry a tag, a leading comment "rb:idx:<index OID>" or
@@ -404,10 +404,10 @@ rename_column_in(const char *sql, Oid relid, const char *from, const char *to)
 
 /*
  * rb_undo_adjust: before an entry's pre statements run, with the post
- * statements of the newer entries waiting for the rows.  The rename of an
- * index or a constraint that waits to be created again waits behind it
- * (it moves from pre to the end of *waiting; its placeholder finds the new
- * index through rollback.relocated).  A column rename is applied to the
+ * statements of the newer entries waiting for the rows.  What sets back an
+ * index or a constraint that waits to be created again (a rename, a
+ * comment) waits behind it (it moves from pre to the end of *waiting; its
+ * placeholder finds the new index through rollback.relocated).  A column rename is applied to the
  * waiting statements that name the column, which were written with the
  * name it has before the rename.
  */
@@ -428,7 +428,7 @@ rb_undo_adjust(List *pre, List **waiting)
 			continue;
 		u = rb_undo_untagged(sql);
 		key = undo_key(sql);
-		if (key != NULL && !is_drop(sql) && strstr(u, " RENAME ") != NULL)
+		if (key != NULL && !is_drop(sql))
 		{
 			if (waits(*waiting, key))
 			{

@@ -446,6 +446,8 @@ sub cat_cols
 					. " EXISTS (SELECT 1 FROM pg_catalog.pg_depend d WHERE d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass"
 					. "   AND d.refobjid = a.attrelid AND d.refobjsubid = a.attnum"
 					. "   AND (d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass OR (d.objid = a.attrelid AND d.objsubid <> 0)"
+					# a generated column's expression (its pg_attrdef row, on 15)
+					. "        OR (d.classid = 'pg_catalog.pg_attrdef'::pg_catalog.regclass AND d.deptype = 'n')"
 					. "        OR d.classid = 'pg_catalog.pg_constraint'::pg_catalog.regclass"
 					. "           AND EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k WHERE k.oid = d.objid AND k.contype = 'f'))),"
 					. " EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k WHERE k.conrelid = a.attrelid AND k.contype = 'f' AND a.attnum = ANY (k.conkey)),"
