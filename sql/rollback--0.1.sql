@@ -929,11 +929,12 @@ BEGIN
 
 	/*
 	 * indexes that back no constraint, and constraints.  The statements
-	 * that drop one (pre), create it again (post) or rename it start with
-	 * a tag, a comment "rb:idx:<index OID>" or "rb:con:<constraint OID>":
-	 * a revert over several entries cancels the re-creation (post) of an
-	 * object that an older entry's undo drops (pre), and renames it once
-	 * it is created again, see revert.c
+	 * that drop one (pre), create it again (post) or set it back start
+	 * with a tag, a comment "rb:idx:<index OID>" or "rb:con:<constraint
+	 * OID>" (columns: "rb:col:<table OID>:<number>" on their drop and
+	 * NOT NULL): a revert over several entries cancels the re-creation
+	 * (post) of an object that an older entry's undo drops (pre), and sets
+	 * it back once it is created again, see undoplan.c
 	 */
 	FOR x IN SELECT * FROM jsonb_array_elements(a->'indexes') LOOP
 		SELECT e INTO y FROM jsonb_array_elements(b->'indexes') e WHERE e->'oid' = x->'oid';
@@ -992,7 +993,8 @@ BEGIN
 	/* columns, matched by number */
 	FOR x IN SELECT * FROM jsonb_array_elements(a->'columns') LOOP
 		IF NOT EXISTS (SELECT 1 FROM jsonb_array_elements(b->'columns') e WHERE e->'num' = x->'num') THEN
-			pre := pre || format('ALTER TABLE %s DROP COLUMN IF EXISTS %I', t, x->>'name');
+			pre := pre || format('/*rb:col:%s:%s*/ ALTER TABLE %s DROP COLUMN IF EXISTS %I',
+								 a->>'oid', x->>'num', t, x->>'name');
 		END IF;
 	END LOOP;
 	FOR y IN SELECT * FROM jsonb_array_elements(b->'columns') LOOP
@@ -1042,7 +1044,8 @@ BEGIN
 			END IF;
 		END IF;
 		IF (y->>'notnull')::bool AND NOT (x->>'notnull')::bool THEN
-			post := post || format('ALTER TABLE %s ALTER COLUMN %I SET NOT NULL', t, y->>'name');
+			post := post || format('/*rb:col:%s:%s*/ ALTER TABLE %s ALTER COLUMN %I SET NOT NULL',
+								   a->>'oid', x->>'num', t, y->>'name');
 		ELSIF NOT (y->>'notnull')::bool AND (x->>'notnull')::bool THEN
 			pre := pre || format('ALTER TABLE %s ALTER COLUMN %I DROP NOT NULL', t, x->>'name');
 		END IF;

@@ -431,6 +431,43 @@ content_columns(Oid relid, Oid content_oid, bool generated, bool bare,
 }
 
 /*
+ * lend_content: the content is read by the table's owner now (the reload
+ * runs as the owner), who may not be the owner the content was kept for
+ * (OWNER TO since).  With undo NULL, grant it what it lacks, USAGE on
+ * rollback_store and SELECT on the content, and return those privileges;
+ * else revoke the ones undo lists.  Both within the revert's transaction.
+ */
+static List *
+lend_content(Oid relid, Oid content_oid, List *undo)
+{
+	Oid			owner = InvalidOid;
+	const char *role;
+	List	   *granted = NIL;
+	RbOwnerSave save;
+	ListCell   *lc;
+	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+
+	if (!HeapTupleIsValid(tup))
+		return NIL;
+	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+	ReleaseSysCache(tup);
+	role = quote_identifier(GetUserNameFromId(owner, false));
+	if (undo == NIL)
+	{
+		if (rb_namespace_aclcheck(rb_store_namespace(), owner, ACL_USAGE) != ACLCHECK_OK)
+			granted = lappend(granted, psprintf("USAGE ON SCHEMA rollback_store"));
+		if (pg_class_aclcheck(content_oid, owner, ACL_SELECT) != ACLCHECK_OK)
+			granted = lappend(granted, psprintf("SELECT ON TABLE %s", rb_qualified_name(content_oid)));
+	}
+	rb_spi_connect_as_owner(&save);
+	foreach(lc, undo == NIL ? granted : undo)
+		rb_internal_ddl(psprintf(undo == NIL ? "GRANT %s TO %s" : "REVOKE %s FROM %s",
+								 (char *) lfirst(lc), role));
+	rb_spi_finish_as_owner(&save);
+	return granted;
+}
+
+/*
  * reload_content: insert back the rows of a table's kept content that the
  * revert's point sees (CONTENT_AT_POINT), columns mapped by number
  * (content_columns).  The content may have been kept by a later migration
@@ -445,6 +482,8 @@ reload_content(JEntry *e, const RbSnapshot *snap, bool dry_run)
 	StringInfoData vals;
 	Oid			argtypes[4];
 	Datum		values[4];
+	List	   *lent;
+	int64		n;
 
 	snap_params(snap, argtypes, values);
 	if (dry_run)
@@ -463,17 +502,21 @@ reload_content(JEntry *e, const RbSnapshot *snap, bool dry_run)
 	initStringInfo(&cols);
 	initStringInfo(&vals);
 	content_columns(e->preserved, e->content_oid, false, true, &cols, &vals);
+	lent = lend_content(e->preserved, e->content_oid, NULL);
 	if (cols.len == 0)
-		return run_rows_as_table_owner(e->preserved,
-									   psprintf("INSERT INTO %s SELECT FROM %s c WHERE " CONTENT_AT_POINT,
-												rb_qualified_name(e->preserved), e->content),
-									   4, argtypes, values, SPI_OK_INSERT);
-	return run_rows_as_table_owner(e->preserved,
-								   psprintf("INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM %s c"
-											" WHERE " CONTENT_AT_POINT,
-											rb_qualified_name(e->preserved), cols.data, vals.data,
-											e->content),
-								   4, argtypes, values, SPI_OK_INSERT);
+		n = run_rows_as_table_owner(e->preserved,
+									psprintf("INSERT INTO %s SELECT FROM %s c WHERE " CONTENT_AT_POINT,
+											 rb_qualified_name(e->preserved), e->content),
+									4, argtypes, values, SPI_OK_INSERT);
+	else
+		n = run_rows_as_table_owner(e->preserved,
+									psprintf("INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM %s c"
+											 " WHERE " CONTENT_AT_POINT,
+											 rb_qualified_name(e->preserved), cols.data, vals.data,
+											 e->content),
+									4, argtypes, values, SPI_OK_INSERT);
+	lend_content(e->preserved, e->content_oid, lent);
+	return n;
 }
 
 /*

@@ -17,7 +17,9 @@
  *
  * Statements that drop, create again or rename an index or a constraint
  * carry a tag, a leading comment "rb:idx:<index OID>" or
- * "rb:con:<constraint OID>" (rollback._undo writes them).  Relations are
+ * "rb:con:<constraint OID>"; so do a column's drop and the setting back of
+ * its NOT NULL, "rb:col:<table OID>:<column number>" (rollback._undo
+ * writes them).  Relations are
  * named by placeholders, {r:<oid>} and {q:<oid>}, filled in when the
  * statement runs (rb_undo_render).
  *
@@ -145,7 +147,8 @@ static bool
 is_drop(const char *sql)
 {
 	sql = rb_undo_untagged(sql);
-	return strncmp(sql, "DROP INDEX ", 11) == 0 || strstr(sql, " DROP CONSTRAINT IF EXISTS ") != NULL;
+	return strncmp(sql, "DROP INDEX ", 11) == 0 || strstr(sql, " DROP CONSTRAINT IF EXISTS ") != NULL ||
+		strstr(sql, " DROP COLUMN IF EXISTS ") != NULL;
 }
 
 /*
@@ -176,6 +179,8 @@ waits(List *stmts, const char *key)
  * exists, and the re-creation would then leave it in place; neither must
  * run.  Both are set to NULL in their lists (run_undo skips them), with the
  * statements of the re-creation's group (its comment, its relocated link).
+ * A column an older entry's undo drops keeps its drop; what newer ones set
+ * back on it (NOT NULL) is cancelled.
  */
 void
 rb_undo_cancel(List *pres, List *posts)
@@ -212,7 +217,9 @@ rb_undo_cancel(List *pres, List *posts)
 					if (k != NULL && strcmp(k, key) == 0)
 						lfirst(lq) = NULL;
 				}
-				lfirst(lp) = NULL;
+				/* a column's drop stays: what waited only set it back */
+				if (strncmp(key, "col:", 4) != 0)
+					lfirst(lp) = NULL;
 				break;
 			}
 		}

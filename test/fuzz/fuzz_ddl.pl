@@ -525,7 +525,19 @@ my $objn = 0;			# suffix of the names of new objects
 my $mig_rename_any = 0;	# a column was renamed in the running migration
 
 # a new object name: prefix and a number never used before
-sub newname { my ($p) = @_; return $p . ++$objn; }
+# a name no relation, constraint or function of fd / fd_x has (the set-up
+# names its tables t1, t2, ...)
+sub newname
+{
+	my ($p) = @_;
+	my $name;
+	do { $name = $p . ++$objn; }
+	while (cat_rows("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+					. "  WHERE c.relname = \$1 AND n.nspname IN ('fd', 'fd_x'))"
+					. " OR EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conname = \$1)"
+					. " OR EXISTS (SELECT 1 FROM pg_catalog.pg_proc WHERE proname = \$1)", [$name])->[0][0]);
+	return $name;
+}
 
 # run a statement of a migration (counted)
 sub mig_do
@@ -728,7 +740,7 @@ sub op_notnull
 	my $t = any_table() or return 0;
 	my $c = pick(grep { !$_->{identity} && !$_->{pk} } cat_cols($t)) or return 0;
 	if ($c->{notnull}) { mig_do("ALTER TABLE $t->{q} ALTER COLUMN $c->{name} DROP NOT NULL"); return 1; }
-	if (chance(0.7))
+	if (chance(0.7) && !$c->{generated})
 	{
 		mig_do("UPDATE $t->{q} SET $c->{name} = " . const_of($c->{type} =~ s/\(.*//r) . " WHERE $c->{name} IS NULL")
 			if $c->{type} =~ /^(integer|bigint|numeric|text|jsonb|timestamp with time zone|boolean)/;

@@ -816,6 +816,44 @@ SET rollback.auto_track_migrations = off;
 DROP TABLE mig.t24;
 RESET rollback.auto_track_migrations;
 
+-- 25. a kept content reloaded for a table whose owner changed since (the
+-- reload runs as the owner now, lent what it needs for that, and only for
+-- that); a column an older migration added, whose NOT NULL a newer one
+-- dropped, in one revert
+SET rollback.auto_track_migrations = off;
+CREATE TABLE mig.t25 (id int PRIMARY KEY, a int, b int);
+INSERT INTO mig.t25 SELECT g, g, g FROM generate_series(1, 4) g;
+GRANT USAGE ON SCHEMA mig TO rb_mig_nobody;
+RESET rollback.auto_track_migrations;
+SELECT public.mig_fp() AS fp25 \gset
+\! pg_dump --schema-only --schema=mig | grep -v '^\\.*restrict' > $RB_DUMP.before25
+SELECT rollback.begin_migration('25-0') > 0 AS begun;
+COMMENT ON TABLE mig.t25 IS 'twenty-five';
+SELECT rollback.end_migration();
+SELECT rollback.begin_migration('25-a') > 0 AS begun;
+ALTER TABLE mig.t25 DROP COLUMN b;
+ALTER TABLE mig.t25 ADD COLUMN c int DEFAULT 7 NOT NULL;
+SELECT rollback.end_migration();
+SET rollback.auto_track_migrations = off;
+ALTER TABLE mig.t25 OWNER TO rb_mig_nobody;
+RESET rollback.auto_track_migrations;
+SELECT rollback.begin_migration('25-b') > 0 AS begun;
+ALTER TABLE mig.t25 ALTER COLUMN c DROP NOT NULL;
+SELECT rollback.end_migration();
+SELECT count(*) > 0 AS reverted FROM rollback.revert_to('25-0');
+SELECT count(*) > 0 AS reverted FROM rollback.revert_migration('25-0');
+SELECT has_schema_privilege('rb_mig_nobody', 'rollback_store', 'USAGE') AS store_usage;
+SET rollback.auto_track_migrations = off;
+ALTER TABLE mig.t25 OWNER TO postgres;
+RESET rollback.auto_track_migrations;
+SELECT public.mig_fp() = :'fp25' AS rows_unchanged;
+\! pg_dump --schema-only --schema=mig | grep -v '^\\.*restrict' | diff $RB_DUMP.before25 - && echo schema unchanged
+\! rm -f $RB_DUMP.before25
+SET rollback.auto_track_migrations = off;
+DROP TABLE mig.t25;
+REVOKE USAGE ON SCHEMA mig FROM rb_mig_nobody;
+RESET rollback.auto_track_migrations;
+
 \! rm -f $RB_DUMP.before $RB_DUMP.before5 $RB_DUMP.before11
 -- leave the database as the other tests expect it: no tracked table
 SET rollback.auto_track_migrations = off;
