@@ -1180,6 +1180,7 @@ WITH RECURSIVE targets(classid, objid) AS (
 	 WHERE d.deptype = 'n'
 	   AND NOT EXISTS (SELECT 1 FROM targets t2 WHERE t2.classid = d.classid AND t2.objid = d.objid)
 )
+SELECT x.stmt FROM (
 SELECT CASE
 	WHEN d.classid = 'pg_rewrite'::regclass THEN
 		(SELECT format('DROP %s IF EXISTS %s', CASE c.relkind WHEN 'm' THEN 'MATERIALIZED VIEW' ELSE 'VIEW' END,
@@ -1213,6 +1214,9 @@ UNION ALL
 SELECT format('ALTER TABLE %s DROP CONSTRAINT IF EXISTS %I', k.conrelid::regclass, k.conname)
   FROM pg_constraint k
  WHERE cls = 'pg_class'::regclass AND k.conrelid = obj AND k.contype = 'f' AND k.conparentid = 0
+) x (stmt)
+/* what the migration dropped before is held already, out of sight: it stays */
+ WHERE x.stmt IS NULL OR x.stmt !~ '^(DROP [A-Z ]+ IF EXISTS |ALTER TABLE |.* ON )rollback_hold_[0-9]+_[0-9]+\.'
 $$;
 COMMENT ON FUNCTION rollback._drop_dependents(pg_catalog.oid, pg_catalog.oid) IS 'What DROP ... CASCADE would drop with an object, as statements; NULL where the journal could not re-create it';
 

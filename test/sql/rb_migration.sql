@@ -854,6 +854,26 @@ DROP TABLE mig.t25;
 REVOKE USAGE ON SCHEMA mig FROM rb_mig_nobody;
 RESET rollback.auto_track_migrations;
 
+-- 26. a view dropped (held) then its table dropped with CASCADE in the same
+-- migration: the held view stays held, both come back
+SET rollback.auto_track_migrations = off;
+CREATE TABLE mig.t26 (id int PRIMARY KEY);
+INSERT INTO mig.t26 VALUES (1);
+CREATE VIEW mig.v26 AS SELECT id FROM mig.t26;
+RESET rollback.auto_track_migrations;
+\! pg_dump --schema-only --schema=mig | grep -v '^\\.*restrict' > $RB_DUMP.before26
+SELECT rollback.begin_migration('26-a') > 0 AS begun;
+DROP VIEW mig.v26;
+DROP TABLE mig.t26 CASCADE;
+SELECT rollback.end_migration();
+SELECT count(*) > 0 AS reverted FROM rollback.revert_migration('26-a');
+SELECT * FROM mig.v26;
+\! pg_dump --schema-only --schema=mig | grep -v '^\\.*restrict' | diff $RB_DUMP.before26 - && echo schema unchanged
+\! rm -f $RB_DUMP.before26
+SET rollback.auto_track_migrations = off;
+DROP TABLE mig.t26 CASCADE;
+RESET rollback.auto_track_migrations;
+
 \! rm -f $RB_DUMP.before $RB_DUMP.before5 $RB_DUMP.before11
 -- leave the database as the other tests expect it: no tracked table
 SET rollback.auto_track_migrations = off;
