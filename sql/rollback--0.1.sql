@@ -1008,15 +1008,18 @@ BEGIN
 									  WHEN y->>'identity' <> '' THEN rollback._identity_clause(y)
 									  ELSE coalesce(' DEFAULT ' || (y->>'default'), '') END);
 			readd := readd || jsonb_build_object('num', y->'num', 'name', y->>'name');
+			/* keyed by the number it had: an older entry's undo may drop it */
+			k := format('/*rb:col:%s:%s*/ ', a->>'oid', y->>'num');
 			IF (y->>'notnull')::bool THEN
-				post := post || format('ALTER TABLE %s ALTER COLUMN %I SET NOT NULL', t, y->>'name');
+				post := post || (k || format('ALTER TABLE %s ALTER COLUMN %I SET NOT NULL', t, y->>'name'));
 			END IF;
 			IF y->>'comment' IS NOT NULL THEN
-				post := post || format('COMMENT ON COLUMN %s.%I IS %L', t, y->>'name', y->>'comment');
+				post := post || (k || format('COMMENT ON COLUMN %s.%I IS %L', t, y->>'name', y->>'comment'));
 			END IF;
 			IF jsonb_typeof(y->'acl') = 'array' THEN
-				post := post || rollback._acl_undo('TABLE ' || t, quote_ident(y->>'name'),
-					rollback._acl(y->'acl'), NULL, NULL, 'c'::"char");
+				post := post || ARRAY(SELECT k || g FROM unnest(rollback._acl_undo('TABLE ' || t,
+					quote_ident(y->>'name'), rollback._acl(y->'acl'), NULL, NULL, 'c'::"char"))
+					WITH ORDINALITY AS u(g, n) ORDER BY u.n);
 			END IF;
 			CONTINUE;
 		END IF;

@@ -200,7 +200,10 @@ rb_undo_cancel(List *pres, List *posts)
 
 			if (key == NULL)
 				continue;
-			/* the nearest newer entry whose post re-creates it */
+			/*
+			 * the newer entry whose post re-creates it; for a column, every
+			 * newer entry that sets something back on it
+			 */
 			foreach(ln, posts)
 			{
 				List	   *post = lfirst(ln);
@@ -218,8 +221,9 @@ rb_undo_cancel(List *pres, List *posts)
 						lfirst(lq) = NULL;
 				}
 				/* a column's drop stays: what waited only set it back */
-				if (strncmp(key, "col:", 4) != 0)
-					lfirst(lp) = NULL;
+				if (strncmp(key, "col:", 4) == 0)
+					continue;
+				lfirst(lp) = NULL;
 				break;
 			}
 		}

@@ -874,6 +874,31 @@ SET rollback.auto_track_migrations = off;
 DROP TABLE mig.t26 CASCADE;
 RESET rollback.auto_track_migrations;
 
+-- 27. a column added and dropped again: in one migration (an identity
+-- column, re-added NOT NULL by the undo of its drop, then dropped by the
+-- undo of its addition), and over two migrations in one revert
+\! pg_dump --schema-only --schema=mig | grep -v '^\\.*restrict' > $RB_DUMP.before27
+SELECT public.mig_fp() AS fp27 \gset
+SELECT rollback.begin_migration('27-a') > 0 AS begun;
+ALTER TABLE mig.kept8 ADD COLUMN c27 bigint GENERATED ALWAYS AS IDENTITY;
+COMMENT ON COLUMN mig.kept8.c27 IS 'twenty-seven';
+ALTER TABLE mig.kept8 DROP COLUMN c27;
+SELECT rollback.end_migration();
+SELECT count(*) > 0 AS reverted FROM rollback.revert_migration('27-a');
+SELECT rollback.begin_migration('27-b') > 0 AS begun;
+ALTER TABLE mig.kept8 ADD COLUMN d27 int NOT NULL DEFAULT 1;
+SELECT rollback.end_migration();
+SELECT rollback.begin_migration('27-c') > 0 AS begun;
+ALTER TABLE mig.kept8 ALTER COLUMN d27 DROP NOT NULL;
+SELECT rollback.end_migration();
+SELECT rollback.begin_migration('27-d') > 0 AS begun;
+ALTER TABLE mig.kept8 DROP COLUMN d27;
+SELECT rollback.end_migration();
+SELECT count(*) > 0 AS reverted FROM rollback.revert_to('revert:27-a');
+SELECT public.mig_fp() = :'fp27' AS rows_unchanged;
+\! pg_dump --schema-only --schema=mig | grep -v '^\\.*restrict' | diff $RB_DUMP.before27 - && echo schema unchanged
+\! rm -f $RB_DUMP.before27
+
 \! rm -f $RB_DUMP.before $RB_DUMP.before5 $RB_DUMP.before11
 -- leave the database as the other tests expect it: no tracked table
 SET rollback.auto_track_migrations = off;
