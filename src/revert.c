@@ -385,6 +385,51 @@ renumber_content(const char *readd)
 }
 
 /*
+ * renumber_stores: the undo has just re-added dropped columns (readd, as
+ * for renumber_content); the version stores of those tables keep the
+ * columns' values under their old numbers: move them to the new ones
+ * (rb_renumber_store), so that a restore to a point older than the drop
+ * brings the values back.  This revert's own rows are restored from those
+ * images, and so are a later revert's (of an older migration).
+ */
+static void
+renumber_stores(const char *readd)
+{
+	RbOwnerSave save;
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		values[1];
+	List	   *rels = NIL;
+	List	   *oldnums = NIL;
+	List	   *newnums = NIL;
+	ListCell   *lc1;
+	ListCell   *lc2;
+	ListCell   *lc3;
+	uint64		i;
+
+	values[0] = CStringGetTextDatum(readd);
+	rb_spi_connect_as_owner(&save);
+	rb_spi_exec("SELECT a.attrelid, (r->>'num')::pg_catalog.int4, a.attnum::pg_catalog.int4"
+				" FROM pg_catalog.jsonb_array_elements($1::jsonb) r"
+				" JOIN pg_catalog.pg_attribute a ON a.attrelid = (r->>'rel')::oid"
+				"  AND a.attname = r->>'name' AND NOT a.attisdropped",
+				1, argtypes, values, NULL, false, SPI_OK_SELECT);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+
+		rels = lappend_oid(rels, DatumGetObjectId(SPI_getbinval(tup, desc, 1, &isnull)));
+		oldnums = lappend_int(oldnums, DatumGetInt32(SPI_getbinval(tup, desc, 2, &isnull)));
+		newnums = lappend_int(newnums, DatumGetInt32(SPI_getbinval(tup, desc, 3, &isnull)));
+	}
+	forthree(lc1, rels, lc2, oldnums, lc3, newnums)
+		rb_renumber_store(lfirst_oid(lc1), (AttrNumber) lfirst_int(lc2),
+						  (AttrNumber) lfirst_int(lc3));
+	rb_spi_finish_as_owner(&save);
+}
+
+/*
  * content_columns: the columns of a table's kept content (c<attnum>,
  * renumbered by renumber_content when a column was re-added since) that
  * map to a live column of the table of that number: the table's column
@@ -905,9 +950,12 @@ revert(List *migs, const char *label, const char *first_version, bool dry_run,
 		rb_undo_adjust(e->pre, &waiting);
 		nundo += run_undo(e->pre, dry_run, st);
 		waiting = list_concat(waiting, e->post);
-		/* the columns it re-added have new numbers: content follows them */
+		/* the columns it re-added have new numbers: content and images follow */
 		if (!dry_run && e->readd != NULL && strcmp(e->readd, "[]") != 0)
+		{
 			renumber_content(e->readd);
+			renumber_stores(e->readd);
+		}
 	}
 
 	/* rows, from the stores */

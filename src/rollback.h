@@ -127,6 +127,7 @@ extern List *rb_table_list(ArrayType *arr);
 extern int	rb_track_relation(Oid relid);
 extern Oid	rb_store_of(Oid relid);
 extern char *rb_column_type_sql(Form_pg_attribute att);
+extern void rb_renumber_store(Oid relid, AttrNumber oldnum, AttrNumber newnum);
 
 /* timetravel.c */
 extern bool rb_lsn_usable(Relation rel, const RbSnapshot *snap);

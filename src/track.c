@@ -301,6 +301,44 @@ sync_store(Oid relid, Oid store)
 	}
 }
 
+/*
+ * rb_renumber_store: a revert has just re-added a dropped column of a
+ * tracked table; it was column oldnum before the drop, it is newnum now.
+ * Runs inside SPI as the owner.
+ *
+ * The images keep the column's values in store column c<oldnum>: those
+ * taken before the drop, and those taken since of rows written before it
+ * (a dropped column's value stays in the tuple, and the capture copies
+ * it).  No live column of the table has that number any more, so a
+ * restore to an older point, which inserts those images, would bring the
+ * column back NULL.  Rename c<oldnum> to c<newnum>, in place of the store
+ * column the re-add has just created: only the rest of the undo ran
+ * since, which writes no row, so that column holds no value.  New numbers
+ * are never reused, so the rename cannot collide.
+ */
+void
+rb_renumber_store(Oid relid, AttrNumber oldnum, AttrNumber newnum)
+{
+	Oid			store = rb_store_of(relid);
+	char		oldname[NAMEDATALEN];
+	char		newname[NAMEDATALEN];
+	char	   *sname;
+
+	if (!OidIsValid(store) || oldnum == newnum)
+		return;
+	snprintf(oldname, sizeof(oldname), "c%d", oldnum);
+	snprintf(newname, sizeof(newname), "c%d", newnum);
+	if (get_attnum(store, oldname) == InvalidAttrNumber)
+		return;
+	sname = rb_qualified_name(store);
+	if (get_attnum(store, newname) != InvalidAttrNumber)
+		rb_internal_ddl(psprintf("ALTER TABLE %s DROP COLUMN %s", sname, newname));
+	rb_internal_ddl(psprintf("ALTER TABLE %s RENAME COLUMN %s TO %s", sname, oldname, newname));
+	/* the column's type as it is now, should the store's differ */
+	sync_store(relid, store);
+	rb_invalidate(relid);
+}
+
 /* trigger_exists: whether the table has a trigger of that name. */
 static bool
 trigger_exists(Oid relid, const char *name)
