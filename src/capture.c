@@ -54,23 +54,35 @@ static ItemPointerData last_tid;
 /*
  * form_image: build the store tuple for a base row: the point, the 64-bit
  * xmin, then the base columns the store keeps.  values/isnull are the base
- * row's deformed columns (natts of them).
+ * row's deformed columns (natts of them, as desc has), hdr its header.
+ *
+ * A dropped column keeps its value in the rows written before the drop,
+ * and that value is what a point older than the drop saw: it is copied
+ * too.  A row written before the column was added has no value for it,
+ * and had the column's missing value, which the drop threw away from the
+ * table but the store column still has (see mirror_missing in track.c).
  */
 static void
-form_image(RbRelInfo *info, int natts, Datum *values, bool *isnull,
-		   uint64 xid, Datum *svalues, bool *snulls)
+form_image(RbRelInfo *info, TupleDesc desc, Datum *values, bool *isnull,
+		   HeapTupleHeader hdr, TupleDesc sdesc, Datum *svalues, bool *snulls)
 {
+	int			natts = desc->natts;
 	int			i;
 
 	svalues[0] = Int64GetDatum(info->snap.point_id);
 	snulls[0] = false;
-	svalues[1] = FullTransactionIdGetDatum(FullTransactionIdFromU64(xid));
+	svalues[1] = FullTransactionIdGetDatum(FullTransactionIdFromU64(rb_image_xid(hdr)));
 	snulls[1] = false;
 	for (i = 0; i < info->nstorecols; i++)
 	{
 		AttrNumber	attno = info->store_attnums[i];
 
-		if (attno > 0 && attno <= natts)
+		if (attno > 0 && attno <= natts &&
+			TupleDescAttr(desc, attno - 1)->attisdropped &&
+			attno > HeapTupleHeaderGetNatts(hdr))
+			svalues[i + RB_STORE_META] = getmissingattr(sdesc, i + RB_STORE_META + 1,
+														&snulls[i + RB_STORE_META]);
+		else if (attno > 0 && attno <= natts)
 		{
 			svalues[i + RB_STORE_META] = values[attno - 1];
 			snulls[i + RB_STORE_META] = isnull[attno - 1];
@@ -97,7 +109,6 @@ rollback_capture(PG_FUNCTION_ARGS)
 	RbRelInfo  *info;
 	Relation	store;
 	TupleTableSlot *slot;
-	int			natts;
 	Datum	   *svalues;
 	bool	   *snulls;
 	HeapTuple	image;
@@ -138,12 +149,11 @@ rollback_capture(PG_FUNCTION_ARGS)
 	/* First change of this tuple since the point saw it: keep its image. */
 	slot = trigdata->tg_trigslot;
 	slot_getallattrs(slot);
-	natts = slot->tts_tupleDescriptor->natts;
 	store = table_open(info->store_relid, RowExclusiveLock);
 	svalues = palloc(sizeof(Datum) * (info->nstorecols + RB_STORE_META));
 	snulls = palloc(sizeof(bool) * (info->nstorecols + RB_STORE_META));
-	form_image(info, natts, slot->tts_values, slot->tts_isnull,
-			   rb_image_xid(oldtup->t_data), svalues, snulls);
+	form_image(info, slot->tts_tupleDescriptor, slot->tts_values, slot->tts_isnull,
+			   oldtup->t_data, RelationGetDescr(store), svalues, snulls);
 	image = heap_form_tuple(RelationGetDescr(store), svalues, snulls);
 	simple_heap_insert(store, image);
 	table_close(store, NoLock);
@@ -219,8 +229,7 @@ rollback_capture_truncate(PG_FUNCTION_ARGS)
 		slot = slots[nslots];
 		ExecClearTuple(slot);
 		heap_deform_tuple(tup, desc, values, isnull);
-		form_image(info, desc->natts, values, isnull,
-				   rb_image_xid(tup->t_data),
+		form_image(info, desc, values, isnull, tup->t_data, sdesc,
 				   slot->tts_values, slot->tts_isnull);
 		ExecStoreVirtualTuple(slot);
 		/* the batch outlives the scan position: copy out of the buffer */

@@ -19,7 +19,9 @@
 
 #include "access/htup_details.h"
 #include "access/table.h"
+#include "access/xact.h"
 #include "catalog/dependency.h"
+#include "catalog/heap.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_am.h"
 #include "catalog/pg_class.h"
@@ -233,8 +235,46 @@ rb_column_type_sql(Form_pg_attribute att)
 }
 
 /*
+ * mirror_missing: give each store column the missing value of its table
+ * column (ADD COLUMN ... DEFAULT with a constant: the value the rows
+ * written before the column was added have without storing it).  Runs
+ * inside SPI as the owner.
+ *
+ * DROP COLUMN throws the table's missing value away, but those rows still
+ * had it as long as the column lived: the capture takes it from the store
+ * column for a dropped column such a row lacks (see form_image), so that
+ * its image has the value a point older than the drop saw.  It also makes
+ * images taken before the column was added read it, as those rows do in
+ * the table.
+ */
+static void
+mirror_missing(Oid relid, Oid store)
+{
+	Oid			argtypes[2] = {OIDOID, OIDOID};
+	Datum		values[2];
+	uint64		i;
+
+	values[0] = ObjectIdGetDatum(relid);
+	values[1] = ObjectIdGetDatum(store);
+	rb_spi_exec("SELECT s.attname::pg_catalog.text, a.attmissingval::pg_catalog.text"
+				" FROM pg_catalog.pg_attribute a"
+				" JOIN pg_catalog.pg_attribute s ON s.attrelid = $2"
+				"  AND s.attname = 'c' || a.attnum AND NOT s.attisdropped"
+				" WHERE a.attrelid = $1 AND a.atthasmissing AND NOT a.attisdropped"
+				" AND a.attmissingval IS NOT NULL"
+				" AND a.attmissingval::pg_catalog.text IS DISTINCT FROM s.attmissingval::pg_catalog.text",
+				2, argtypes, values, NULL, false, SPI_OK_SELECT);
+	for (i = 0; i < SPI_processed; i++)
+		SetAttrMissing(store, SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1),
+					   SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2));
+	if (SPI_processed > 0)
+		CommandCounterIncrement();
+}
+
+/*
  * sync_store: make the store of a tracked table have a column for each of
- * the table's columns, of its current type.  Runs inside SPI as the owner.
+ * the table's columns, of its current type, with its missing value
+ * (mirror_missing).  Runs inside SPI as the owner.
  */
 static void
 sync_store(Oid relid, Oid store)
@@ -299,6 +339,7 @@ sync_store(Oid relid, Oid store)
 		rb_internal_ddl(cmd.data);
 		rb_invalidate(relid);
 	}
+	mirror_missing(relid, store);
 }
 
 /*
@@ -428,6 +469,7 @@ track_leaf(Oid relid, Oid parent)
 
 	rb_internal_ddl(sql.data);
 	store = get_relname_relid(storename, rb_store_namespace());
+	mirror_missing(relid, store);
 
 	/* the store belongs to the extension: see the file header */
 	ObjectAddressSet(storeaddr, RelationRelationId, store);

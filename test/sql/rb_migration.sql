@@ -573,18 +573,21 @@ SELECT count(*) AS holding_schemas FROM pg_namespace WHERE nspname LIKE 'rollbac
 -- 17. a revert that re-adds a dropped column gives it a new number, in the
 -- table's version store too: the rows 17-a changed, and the rows the revert
 -- of 17-b emptied, come back from images that hold the column under its old
--- number, with its values (NULL would break NOT NULL)
+-- number, with its values (NULL would break NOT NULL).  Rows written before
+-- d was added have no value for it on disk: their images, taken after d was
+-- dropped, get the DEFAULT it was added with
 SET rollback.auto_track_migrations = off;
 CREATE TABLE mig.t17 (id int PRIMARY KEY, w text, v int NOT NULL);
 INSERT INTO mig.t17 SELECT g, 'w' || g, 10 * g FROM generate_series(1, 4) g;
+ALTER TABLE mig.t17 ADD COLUMN d int NOT NULL DEFAULT 7;
 RESET rollback.auto_track_migrations;
 SELECT public.mig_fp() AS fp17 \gset
 \! pg_dump --schema-only --schema=mig | grep -v '^\\.*restrict' > $RB_DUMP.before17
 SELECT rollback.begin_migration('17-a') > 0 AS begun;
-UPDATE mig.t17 SET v = v + 1, w = w || '!' WHERE id <= 2;
+UPDATE mig.t17 SET v = v + 1, w = w || '!', d = 8 WHERE id <= 2;
 SELECT rollback.end_migration();
 SELECT rollback.begin_migration('17-b') > 0 AS begun;
-ALTER TABLE mig.t17 DROP COLUMN v;
+ALTER TABLE mig.t17 DROP COLUMN v, DROP COLUMN d;
 SELECT rollback.end_migration();
 SELECT count(*) > 0 AS reverted FROM rollback.revert_migration('17-b');
 SELECT * FROM mig.t17 ORDER BY id;
