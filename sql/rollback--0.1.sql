@@ -931,8 +931,9 @@ BEGIN
 	 * indexes that back no constraint, and constraints.  The statements
 	 * that drop one (pre), create it again (post) or set it back start
 	 * with a tag, a comment "rb:idx:<index OID>" or "rb:con:<constraint
-	 * OID>" (columns: "rb:col:<table OID>:<number>" on their drop and
-	 * NOT NULL): a revert over several entries cancels the re-creation
+	 * OID>" (columns: "rb:col:<table OID>:<number>" on their drop and what
+	 * is set back on them, "rb:nn:<table OID>:<number>" on DROP NOT NULL and
+	 * SET NOT NULL): a revert over several entries cancels the re-creation
 	 * (post) of an object that an older entry's undo drops (pre), and sets
 	 * it back once it is created again, see undoplan.c
 	 */
@@ -1011,7 +1012,8 @@ BEGIN
 			/* keyed by the number it had: an older entry's undo may drop it */
 			k := format('/*rb:col:%s:%s*/ ', a->>'oid', y->>'num');
 			IF (y->>'notnull')::bool THEN
-				post := post || (k || format('ALTER TABLE %s ALTER COLUMN %I SET NOT NULL', t, y->>'name'));
+				post := post || format('/*rb:nn:%s:%s*/ ALTER TABLE %s ALTER COLUMN %I SET NOT NULL',
+									   a->>'oid', y->>'num', t, y->>'name');
 			END IF;
 			IF y->>'comment' IS NOT NULL THEN
 				post := post || (k || format('COMMENT ON COLUMN %s.%I IS %L', t, y->>'name', y->>'comment'));
@@ -1047,10 +1049,11 @@ BEGIN
 			END IF;
 		END IF;
 		IF (y->>'notnull')::bool AND NOT (x->>'notnull')::bool THEN
-			post := post || format('/*rb:col:%s:%s*/ ALTER TABLE %s ALTER COLUMN %I SET NOT NULL',
+			post := post || format('/*rb:nn:%s:%s*/ ALTER TABLE %s ALTER COLUMN %I SET NOT NULL',
 								   a->>'oid', x->>'num', t, y->>'name');
 		ELSIF NOT (y->>'notnull')::bool AND (x->>'notnull')::bool THEN
-			pre := pre || format('ALTER TABLE %s ALTER COLUMN %I DROP NOT NULL', t, x->>'name');
+			pre := pre || format('/*rb:nn:%s:%s*/ ALTER TABLE %s ALTER COLUMN %I DROP NOT NULL',
+								 a->>'oid', x->>'num', t, x->>'name');
 		END IF;
 		IF y->>'comment' IS DISTINCT FROM x->>'comment' THEN
 			pre := pre || format('COMMENT ON COLUMN %s.%I IS %s', t, x->>'name',

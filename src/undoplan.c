@@ -17,9 +17,10 @@
  *
  * Statements that drop, create again or rename an index or a constraint
  * carry a tag, a leading comment "rb:idx:<index OID>" or
- * "rb:con:<constraint OID>"; so do a column's drop and the setting back of
- * its NOT NULL, "rb:col:<table OID>:<column number>" (rollback._undo
- * writes them).  Relations are
+ * "rb:con:<constraint OID>"; so do a column's drop and what is set back on
+ * it, "rb:col:<table OID>:<column number>", and DROP NOT NULL and SET NOT
+ * NULL, "rb:nn:<table OID>:<column number>" (rollback._undo writes them).
+ * Relations are
  * named by placeholders, {r:<oid>} and {q:<oid>}, filled in when the
  * statement runs (rb_undo_render).
  *
@@ -141,19 +142,35 @@ undo_key(const char *sql)
 
 /*
  * is_drop: whether an undo statement drops its object (rather than rename
- * it).
+ * it): an index, a constraint, a column, a NOT NULL.
  */
 static bool
 is_drop(const char *sql)
 {
 	sql = rb_undo_untagged(sql);
 	return strncmp(sql, "DROP INDEX ", 11) == 0 || strstr(sql, " DROP CONSTRAINT IF EXISTS ") != NULL ||
-		strstr(sql, " DROP COLUMN IF EXISTS ") != NULL;
+		strstr(sql, " DROP COLUMN IF EXISTS ") != NULL || strstr(sql, " DROP NOT NULL") != NULL;
 }
 
 /*
- * waits: whether a statement with this key is in the list (the re-creation
- * of that object, waiting for the rows).
+ * goes_with: whether a waiting statement keyed k goes with the drop keyed
+ * key: it re-creates or sets back the same object, or, for the drop of a
+ * column, it sets the column's NOT NULL back.
+ */
+static bool
+goes_with(const char *k, const char *key)
+{
+	if (k == NULL)
+		return false;
+	if (strcmp(k, key) == 0)
+		return true;
+	return strncmp(key, "col:", 4) == 0 && strncmp(k, "nn:", 3) == 0 &&
+		strcmp(k + 3, key + 4) == 0;
+}
+
+/*
+ * waits: whether a statement that goes with the drop keyed key is in the
+ * list (the re-creation of that object, waiting for the rows).
  */
 static bool
 waits(List *stmts, const char *key)
@@ -162,9 +179,7 @@ waits(List *stmts, const char *key)
 
 	foreach(lc, stmts)
 	{
-		char	   *k = lfirst(lc) ? undo_key(lfirst(lc)) : NULL;
-
-		if (k != NULL && strcmp(k, key) == 0)
+		if (lfirst(lc) && goes_with(undo_key(lfirst(lc)), key))
 			return true;
 	}
 	return false;
@@ -179,8 +194,11 @@ waits(List *stmts, const char *key)
  * exists, and the re-creation would then leave it in place; neither must
  * run.  Both are set to NULL in their lists (run_undo skips them), with the
  * statements of the re-creation's group (its comment, its relocated link).
- * A column an older entry's undo drops keeps its drop; what newer ones set
- * back on it (NOT NULL) is cancelled.
+ * The same for a NOT NULL that the older entry set and the newer one
+ * dropped: the older undo's DROP NOT NULL would run first, the newer one's
+ * SET NOT NULL after it, and the column would stay NOT NULL.  A column an
+ * older entry's undo drops keeps its drop; what newer ones set back on it
+ * (NOT NULL, comment, privileges) is cancelled.
  */
 void
 rb_undo_cancel(List *pres, List *posts)
@@ -215,9 +233,7 @@ rb_undo_cancel(List *pres, List *posts)
 					continue;
 				foreach(lq, post)
 				{
-					char	   *k = lfirst(lq) ? undo_key(lfirst(lq)) : NULL;
-
-					if (k != NULL && strcmp(k, key) == 0)
+					if (lfirst(lq) && goes_with(undo_key(lfirst(lq)), key))
 						lfirst(lq) = NULL;
 				}
 				/* a column's drop stays: what waited only set it back */

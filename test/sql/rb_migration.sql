@@ -925,6 +925,38 @@ SELECT public.mig_fp() = :'fp27' AS rows_unchanged;
 \! pg_dump --schema-only --schema=mig | grep -v '^\\.*restrict' | diff $RB_DUMP.before27 - && echo schema unchanged
 \! rm -f $RB_DUMP.before27
 
+-- 18. a NOT NULL one migration set and a later one dropped (DROP NOT NULL,
+-- or DROP COLUMN), reverted in one revert_to: the later one's SET NOT NULL
+-- waits for the rows, the earlier one's DROP NOT NULL runs at once; the
+-- pair cancels, the columns come back nullable.  With a self-referencing
+-- foreign key the earlier one added and the later one's DROP TABLE ...
+-- CASCADE dropped (fuzz seed 3)
+SET rollback.auto_track_migrations = off;
+CREATE TABLE mig.t18 (id int PRIMARY KEY, v int, w text, u text);
+INSERT INTO mig.t18 SELECT g, g, 'w' || g, 'u' || g FROM generate_series(1, 5) g;
+RESET rollback.auto_track_migrations;
+SELECT rollback.begin_migration('18-0') > 0 AS begun;
+COMMENT ON TABLE mig.t18 IS 't18';
+SELECT rollback.end_migration();
+SELECT public.mig_fp() AS fp18 \gset
+\! pg_dump --schema-only --schema=mig | grep -v '^\\.*restrict' > $RB_DUMP.before18
+SELECT rollback.begin_migration('18-a') > 0 AS begun;
+ALTER TABLE mig.t18 ALTER COLUMN w SET NOT NULL;
+ALTER TABLE mig.t18 ALTER COLUMN u SET NOT NULL;
+ALTER TABLE mig.t18 ADD CONSTRAINT t18_self FOREIGN KEY (v) REFERENCES mig.t18 (id) ON DELETE CASCADE;
+SELECT rollback.end_migration();
+SELECT rollback.begin_migration('18-b') > 0 AS begun;
+ALTER TABLE mig.t18 ALTER COLUMN w DROP NOT NULL;
+ALTER TABLE mig.t18 DROP COLUMN u;
+DROP TABLE mig.t18 CASCADE;
+SELECT rollback.end_migration();
+SELECT action, regexp_replace(detail, 'rollback_hold_[0-9_]+', 'rollback_hold_M_T', 'g') AS detail
+  FROM rollback.revert_to('18-0', dry_run => true) WHERE action = 'undo' ORDER BY step;
+SELECT count(*) > 0 AS reverted FROM rollback.revert_to('18-0');
+SELECT public.mig_fp() = :'fp18' AS rows_unchanged;
+\! pg_dump --schema-only --schema=mig | grep -v '^\\.*restrict' | diff $RB_DUMP.before18 - && echo schema unchanged
+\! rm -f $RB_DUMP.before18
+
 \! rm -f $RB_DUMP.before $RB_DUMP.before5 $RB_DUMP.before11
 -- leave the database as the other tests expect it: no tracked table
 SET rollback.auto_track_migrations = off;
