@@ -247,8 +247,8 @@ rb_undo_cancel(List *pres, List *posts)
 }
 
 /*
- * rb_undo_render: fill in the placeholders of a journaled statement: {r:<oid>} is
- * the relation's name now (it may have been renamed since the statement
+ * rb_undo_render: fill in the placeholders of a journaled statement:
+ * {r:<oid>} is the relation's name now (it may have been renamed since the statement
  * was journaled, and renamed back by the undo since; a view dropped and
  * created again by a revert is found through rollback.relocated), {q:<oid>}
  * the same name as a string literal (a regclass constant in a column
@@ -262,10 +262,9 @@ char *
 rb_undo_render(const char *sql, bool strict)
 {
 	StringInfoData buf;
-	const char *p = sql;
+	const char *p = rb_undo_untagged(sql);
 
 	initStringInfo(&buf);
-	p = rb_undo_untagged(sql);
 	while (*p)
 	{
 		if (p[0] == '{' && (p[1] == 'r' || p[1] == 'q') && p[2] == ':')
@@ -295,7 +294,7 @@ rb_undo_render(const char *sql, bool strict)
 						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 						 errmsg("relation %s named by the migration journal no longer exists",
 								pnstrdup(p + 3, end - (p + 3))),
-						 errdetail("The undo statement \"%s\" cannot run.", sql),
+						 errdetail("The undo statement \"%s\" cannot run.", rb_undo_untagged(sql)),
 						 errhint("It was dropped or replaced by a statement outside the tracked migrations.")));
 		}
 		appendStringInfoChar(&buf, *p++);
