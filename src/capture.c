@@ -77,20 +77,19 @@ form_image(RbRelInfo *info, TupleDesc desc, Datum *values, bool *isnull,
 	{
 		AttrNumber	attno = info->store_attnums[i];
 
-		if (attno > 0 && attno <= natts &&
-			TupleDescAttr(desc, attno - 1)->attisdropped &&
-			attno > HeapTupleHeaderGetNatts(hdr))
-			svalues[i + RB_STORE_META] = getmissingattr(sdesc, i + RB_STORE_META + 1,
-														&snulls[i + RB_STORE_META]);
-		else if (attno > 0 && attno <= natts)
-		{
-			svalues[i + RB_STORE_META] = values[attno - 1];
-			snulls[i + RB_STORE_META] = isnull[attno - 1];
-		}
-		else
+		if (attno <= 0 || attno > natts)
 		{
 			svalues[i + RB_STORE_META] = (Datum) 0;
 			snulls[i + RB_STORE_META] = true;
+		}
+		else if (attno > HeapTupleHeaderGetNatts(hdr) &&
+				 TupleDescAttr(desc, attno - 1)->attisdropped)
+			svalues[i + RB_STORE_META] = getmissingattr(sdesc, i + RB_STORE_META + 1,
+														&snulls[i + RB_STORE_META]);
+		else
+		{
+			svalues[i + RB_STORE_META] = values[attno - 1];
+			snulls[i + RB_STORE_META] = isnull[attno - 1];
 		}
 	}
 }

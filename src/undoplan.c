@@ -38,69 +38,52 @@
 #include "rollback.h"
 
 /*
- * relocated_oid: the relation that stands now for one a revert dropped and
- * created again (a view), or InvalidOid: of the OIDs rollback.relocated
- * links to it, directly or not, in either direction, the one that exists
+ * relocated_pick: run pick, a query over g(oid), the OIDs that
+ * rollback.relocated links to oid, directly or not, in either direction
+ * (oid itself among them): the incarnations of one relation, one existing
+ * at a time.  Returns the OID of pick's first row, or InvalidOid.
+ */
+static Oid
+relocated_pick(Oid oid, const char *pick)
+{
+	RbOwnerSave save;
+	Oid			argtypes[1] = {OIDOID};
+	Datum		values[1];
+	List	   *result;
+
+	values[0] = ObjectIdGetDatum(oid);
+	rb_spi_connect_as_owner(&save);
+	rb_spi_exec(psprintf("WITH RECURSIVE g(oid) AS (SELECT $1 UNION"
+						 "  SELECT CASE WHEN x.old_oid = g.oid THEN x.new_oid ELSE x.old_oid END"
+						 "  FROM g JOIN rollback.relocated x ON g.oid IN (x.old_oid, x.new_oid))"
+						 " %s", pick),
+				1, argtypes, values, NULL, false, SPI_OK_SELECT);
+	result = rb_spi_oid_list(1, CurrentMemoryContext);
+	rb_spi_finish_as_owner(&save);
+	return result != NIL ? linitial_oid(result) : InvalidOid;
+}
+
+/*
+ * relocated_oid: the relation that stands now for one dropped and created
+ * again (a view, an index), or InvalidOid: the incarnation that exists
  * (the newest link, should a gone OID have been reused).
  */
 static Oid
 relocated_oid(Oid oid)
 {
-	RbOwnerSave save;
-	Oid			argtypes[1] = {OIDOID};
-	Datum		values[1];
-	Oid			result = InvalidOid;
-
-	values[0] = ObjectIdGetDatum(oid);
-	rb_spi_connect_as_owner(&save);
-	rb_spi_exec("WITH RECURSIVE g(oid) AS (SELECT $1 UNION"
-				"  SELECT CASE WHEN x.old_oid = g.oid THEN x.new_oid ELSE x.old_oid END"
-				"  FROM g JOIN rollback.relocated x ON g.oid IN (x.old_oid, x.new_oid))"
-				" SELECT g.oid FROM g JOIN pg_catalog.pg_class c ON c.oid = g.oid"
-				" WHERE g.oid <> $1 ORDER BY (SELECT max(x.seq) FROM rollback.relocated x"
-				"  WHERE x.new_oid = g.oid) DESC NULLS LAST LIMIT 1",
-				1, argtypes, values, NULL, false, SPI_OK_SELECT);
-	if (SPI_processed == 1)
-	{
-		bool		isnull;
-
-		result = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
-												&isnull));
-	}
-	rb_spi_finish_as_owner(&save);
-	return result;
+	return relocated_pick(oid, "SELECT g.oid FROM g JOIN pg_catalog.pg_class c ON c.oid = g.oid"
+						  " WHERE g.oid <> $1 ORDER BY (SELECT max(x.seq) FROM rollback.relocated x"
+						  "  WHERE x.new_oid = g.oid) DESC NULLS LAST LIMIT 1");
 }
 
 /*
- * relocated_root: the smallest of the OIDs that rollback.relocated links
- * to this one, directly or not (itself when none): one name for every
- * incarnation of a relation.
+ * relocated_root: the smallest OID of a relation's incarnations (oid
+ * itself when it has no other): one name for all of them.
  */
 static Oid
 relocated_root(Oid oid)
 {
-	RbOwnerSave save;
-	Oid			argtypes[1] = {OIDOID};
-	Datum		values[1];
-	Oid			result = oid;
-
-	values[0] = ObjectIdGetDatum(oid);
-	rb_spi_connect_as_owner(&save);
-	rb_spi_exec("WITH RECURSIVE g(oid) AS (SELECT $1 UNION"
-				"  SELECT CASE WHEN x.old_oid = g.oid THEN x.new_oid ELSE x.old_oid END"
-				"  FROM g JOIN rollback.relocated x ON g.oid IN (x.old_oid, x.new_oid))"
-				" SELECT min(g.oid) FROM g",
-				1, argtypes, values, NULL, false, SPI_OK_SELECT);
-	if (SPI_processed == 1)
-	{
-		bool		isnull;
-		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-
-		if (!isnull)
-			result = DatumGetObjectId(d);
-	}
-	rb_spi_finish_as_owner(&save);
-	return result;
+	return relocated_pick(oid, "SELECT min(g.oid) FROM g");
 }
 
 /*
@@ -255,8 +238,8 @@ rb_undo_cancel(List *pres, List *posts)
  * default, see rollback._rel_placeholders: a serial column's sequence may
  * be in a holding schema or another schema when the default is set back).
  * A relation that no longer exists is an error when strict; a dry run
- * (not strict) shows "<created by an earlier step>": an earlier step that
- * the dry run does not run may create it.
+ * (not strict) shows "<not there now>": an earlier step, which the dry
+ * run does not run, may create it, or the revert will stop there.
  */
 char *
 rb_undo_render(const char *sql, bool strict)
@@ -285,16 +268,16 @@ rb_undo_render(const char *sql, bool strict)
 			}
 			if (*end == '}' && !strict)
 			{
-				appendStringInfoString(&buf, "<created by an earlier step>");
+				appendStringInfoString(&buf, "<not there now>");
 				p = end + 1;
 				continue;
 			}
 			if (*end == '}')
 				ereport(ERROR,
 						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-						 errmsg("relation %s named by the migration journal no longer exists",
-								pnstrdup(p + 3, end - (p + 3))),
-						 errdetail("The undo statement \"%s\" cannot run.", rb_undo_untagged(sql)),
+						 errmsg("a relation the migration journal names no longer exists"),
+						 errdetail("The undo statement \"%s\" names it by its OID, %s.",
+								   rb_undo_untagged(sql), pnstrdup(p + 3, end - (p + 3))),
 						 errhint("It was dropped or replaced by a statement outside the tracked migrations.")));
 		}
 		appendStringInfoChar(&buf, *p++);

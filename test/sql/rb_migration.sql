@@ -719,6 +719,19 @@ SELECT count(*) > 0 AS reverted FROM rollback.revert_migration('20-d');
 SELECT public.mig_fp() = :'fp20' AS rows_unchanged;
 \! pg_dump --schema-only --schema=mig | grep -v '^\\.*restrict' | diff $RB_DUMP.before20 - && echo schema unchanged
 \! rm -f $RB_DUMP.before20
+-- an index the journal names, dropped outside any migration since: the
+-- revert says which, and changes nothing
+SELECT rollback.begin_migration('20-f') > 0 AS begun;
+CREATE INDEX t20_gone ON mig.t20 (ref);
+SELECT rollback.end_migration();
+SET rollback.auto_track_migrations = off;
+DROP INDEX mig.t20_gone;
+RESET rollback.auto_track_migrations;
+SELECT detail FROM rollback.revert_migration('20-f', dry_run => true) WHERE action = 'undo';
+\set VERBOSITY terse
+SELECT count(*) FROM rollback.revert_migration('20-f');
+\set VERBOSITY default
+SELECT status FROM rollback.migrations WHERE version = '20-f';
 
 -- 21. DROP COLUMN ... CASCADE and DROP CONSTRAINT ... CASCADE drop objects
 -- outside the table (a view and a view over it, a function whose body uses
