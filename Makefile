@@ -15,7 +15,11 @@ OBJS = \
 	src/migration.o \
 	src/journal.o \
 	src/undoplan.o \
-	src/revert.o
+	src/revert.o \
+	src/check.o \
+	src/audit.o \
+	src/autorevert.o \
+	src/worker.o
 
 DATA = $(wildcard sql/rollback--*.sql)
 

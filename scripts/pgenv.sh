@@ -91,6 +91,8 @@ shared_preload_libraries = '$RB_PRELOAD'
 cron.database_name = 'postgres'
 cron.host = '$RB_SOCK'
 max_prepared_transactions = 10
+# one rollback worker per database with the extension, plus the launcher
+max_worker_processes = 32
 fsync = off
 synchronous_commit = off
 full_page_writes = off

@@ -311,7 +311,11 @@ CREATE TABLE rollback.migration (
 	reverted_at	pg_catalog.timestamptz,
 	reverted_by	pg_catalog.int8 REFERENCES rollback.migration (id),
 	reverts		pg_catalog.int8[],
-	irreversible pg_catalog.text
+	irreversible pg_catalog.text,
+	held_at		pg_catalog.timestamptz,
+	held_by		pg_catalog.name,
+	checked_at	pg_catalog.timestamptz,
+	auto_attempts pg_catalog.int4 NOT NULL DEFAULT 0
 );
 CREATE INDEX migration_version_idx ON rollback.migration (version);
 COMMENT ON TABLE rollback.migration IS 'Tracked migrations and reverts';
@@ -390,17 +394,57 @@ CREATE TABLE rollback.quarantine (
 CREATE INDEX quarantine_revert_idx ON rollback.quarantine (revert_id);
 COMMENT ON TABLE rollback.quarantine IS 'Rows that other transactions wrote after a migration''s point, copied here before the migration was reverted';
 
-/* audit_log: append-only record of reverts and other actions. */
+/*
+ * audit_log: append-only, hash-chained record of reverts, check failures
+ * and manual actions.  The trigger _audit_chain numbers each entry (id: one
+ * more than the last) and sets its prev_hash to the last entry's hash and
+ * its hash to SHA-256(prev_hash || the entry's content), under a lock that
+ * serializes writers until their commit, so the chain has no fork.
+ * rollback.verify_audit_log() recomputes the chain.
+ */
 CREATE TABLE rollback.audit_log (
-	id			pg_catalog.int8 GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	id			pg_catalog.int8 PRIMARY KEY,
 	at			pg_catalog.timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
 	actor		pg_catalog.name NOT NULL DEFAULT SESSION_USER,
 	action		pg_catalog.text NOT NULL,
 	migration_id pg_catalog.int8,
 	reason		pg_catalog.text,
-	detail		pg_catalog.jsonb NOT NULL DEFAULT '{}'
+	detail		pg_catalog.jsonb NOT NULL DEFAULT '{}',
+	prev_hash	pg_catalog.bytea NOT NULL,
+	hash		pg_catalog.bytea NOT NULL
 );
-COMMENT ON TABLE rollback.audit_log IS 'Append-only log of reverts and manual actions';
+COMMENT ON TABLE rollback.audit_log IS 'Append-only, hash-chained log of reverts, check failures and manual actions';
+
+/*
+ * _audit_hash: the hash of an entry, from the previous entry's hash and the
+ * entry's content as a JSON array (a canonical text: the timestamp in UTC
+ * with microseconds, whatever TimeZone and DateStyle say).
+ */
+CREATE FUNCTION rollback._audit_hash(e rollback.audit_log) RETURNS pg_catalog.bytea
+	LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+SELECT pg_catalog.sha256(e.prev_hash || pg_catalog.convert_to(pg_catalog.jsonb_build_array(
+		e.id, pg_catalog.to_char(e.at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US'),
+		e.actor, e.action, e.migration_id, e.reason, e.detail)::text, 'UTF8'))
+$$;
+COMMENT ON FUNCTION rollback._audit_hash(rollback.audit_log) IS 'Hash of an audit entry: SHA-256 of the previous hash and the entry''s content';
+
+CREATE FUNCTION rollback._audit_chain() RETURNS trigger
+	LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	last	record;
+BEGIN
+	/* one writer at a time until commit: each entry chains to the last committed one */
+	LOCK TABLE rollback.audit_log IN SHARE ROW EXCLUSIVE MODE;
+	SELECT a.id, a.hash INTO last FROM rollback.audit_log a ORDER BY a.id DESC LIMIT 1;
+	NEW.id := coalesce(last.id, 0) + 1;
+	NEW.prev_hash := coalesce(last.hash, '\x'::bytea);
+	NEW.hash := rollback._audit_hash(NEW);
+	RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION rollback._audit_chain() IS 'Trigger: numbers an audit entry and chains it to the previous one by hash';
+CREATE TRIGGER audit_log_chain BEFORE INSERT ON rollback.audit_log
+	FOR EACH ROW EXECUTE FUNCTION rollback._audit_chain();
 
 CREATE FUNCTION rollback._audit_append_only() RETURNS trigger
 	LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -415,6 +459,48 @@ CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON rollback.audit_l
 	FOR EACH ROW EXECUTE FUNCTION rollback._audit_append_only();
 CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON rollback.audit_log
 	FOR EACH STATEMENT EXECUTE FUNCTION rollback._audit_append_only();
+
+/*
+ * verify_audit_log: walk the chain in id order.  Intact when the ids run
+ * 1, 2, 3, ... with no gap, each entry's prev_hash is the hash of the one
+ * before it, and each hash matches the entry's content.  Otherwise
+ * broken_at is the first entry where that fails (for a deleted entry: the
+ * one after the gap), and detail says what failed.
+ */
+CREATE FUNCTION rollback.verify_audit_log(OUT intact pg_catalog.bool, OUT entries pg_catalog.int8,
+										  OUT broken_at pg_catalog.int8, OUT detail pg_catalog.text)
+	LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	e		rollback.audit_log;
+	prev	pg_catalog.bytea := '\x';
+	expect	pg_catalog.int8 := 1;
+BEGIN
+	entries := 0;
+	FOR e IN SELECT * FROM rollback.audit_log ORDER BY id LOOP
+		IF e.id <> expect THEN
+			detail := format('entry %s is followed by entry %s: %s missing', expect - 1, e.id,
+							 CASE WHEN e.id - expect = 1 THEN 'one entry is'
+								  ELSE (e.id - expect) || ' entries are' END);
+		ELSIF e.prev_hash IS DISTINCT FROM prev THEN
+			detail := format('entry %s does not chain to entry %s (its prev_hash differs)', e.id, e.id - 1);
+		ELSIF e.hash IS DISTINCT FROM rollback._audit_hash(e) THEN
+			detail := format('entry %s does not match its hash: its content was changed', e.id);
+		END IF;
+		IF detail IS NOT NULL THEN
+			intact := false;
+			broken_at := e.id;
+			RETURN;
+		END IF;
+		prev := e.hash;
+		expect := e.id + 1;
+		entries := entries + 1;
+	END LOOP;
+	intact := true;
+END
+$$;
+COMMENT ON FUNCTION rollback.verify_audit_log() IS 'Check the audit log''s hash chain: whether it is intact, and the first entry where it breaks';
+REVOKE ALL ON FUNCTION rollback.verify_audit_log() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION rollback.verify_audit_log() TO rollback_reader, rollback_admin;
 
 REVOKE ALL ON rollback.migration, rollback.migration_xact, rollback.journal,
 	rollback.quarantine, rollback.audit_log FROM PUBLIC;
@@ -1325,6 +1411,10 @@ BEGIN
 	   SET version = CASE WHEN auto OR version LIKE 'auto:%' THEN v ELSE version END,
 		   description = coalesce(description, d), tool = coalesce(tool, t), tool_ref = ref
 	 WHERE id = m AND tool_ref IS NULL;
+	IF FOUND THEN
+		/* the worker may be waiting for this label before it checks the migration */
+		PERFORM rollback._wake_worker();
+	END IF;
 	IF FOUND AND EXISTS (SELECT 1 FROM rollback.migration mm JOIN rollback.point p ON p.id = mm.point_id
 						  WHERE mm.id = m AND p.name LIKE 'before:auto:%') THEN
 		pname := 'before:' || v;
@@ -1425,3 +1515,507 @@ SELECT m.id, m.version, m.description, m.tool, m.kind,
   FROM rollback.migration m LEFT JOIN rollback.point p ON p.id = m.point_id;
 COMMENT ON VIEW rollback.migrations IS 'Tracked migrations: status, point, journal size';
 GRANT SELECT ON rollback.migrations TO rollback_reader, rollback_admin;
+
+/*
+ * Checks.
+ *
+ * checks: SQL assertions evaluated after a migration (applies_to matches
+ * its label, * and ? as wildcards) or on a schedule (applies_to is then a
+ * tag named by rollback.run_checks(tag => ...)).  owner is the role that
+ * created the check: the check runs as that role.  kind is 'sql' for a
+ * check written by hand, else the built-in constructor that made it.
+ */
+CREATE TABLE rollback.checks (
+	id			pg_catalog.int8 GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+	name		pg_catalog.text NOT NULL UNIQUE CHECK (name <> ''),
+	sql			pg_catalog.text NOT NULL,
+	applies_to	pg_catalog.text NOT NULL DEFAULT '*' CHECK (applies_to <> ''),
+	severity	pg_catalog.text NOT NULL DEFAULT 'error'
+				CHECK (severity IN ('error', 'warning', 'info')),
+	timeout		pg_catalog.interval NOT NULL DEFAULT '30 seconds',
+	settle_count pg_catalog.int4 NOT NULL DEFAULT 1 CHECK (settle_count >= 1),
+	settle_interval pg_catalog.interval NOT NULL DEFAULT '0',
+	failure_limit pg_catalog.int4 NOT NULL DEFAULT 0 CHECK (failure_limit >= 0),
+	dry_run		pg_catalog.bool NOT NULL DEFAULT false,
+	kind		pg_catalog.text NOT NULL DEFAULT 'sql',
+	relid		pg_catalog.oid,
+	owner		pg_catalog.oid NOT NULL,
+	created_at	pg_catalog.timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE rollback.checks IS 'Quality checks: SQL run after migrations or on a schedule';
+
+/*
+ * check_runs: one row per check per evaluation (batch: one worker pass
+ * over a migration, or one rollback.run_checks() call).  runs is how many
+ * times the check ran in its settle window, failures how many of those
+ * failed; failing_rows holds at most rollback.max_failing_rows of the rows
+ * the last failing run returned.
+ */
+CREATE TABLE rollback.check_runs (
+	id			pg_catalog.int8 GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+	batch		pg_catalog.int8 NOT NULL,
+	check_id	pg_catalog.int8 REFERENCES rollback.checks (id) ON DELETE SET NULL,
+	check_name	pg_catalog.text NOT NULL,
+	migration_id pg_catalog.int8 REFERENCES rollback.migration (id) ON DELETE SET NULL,
+	tag			pg_catalog.text,
+	status		pg_catalog.text NOT NULL CHECK (status IN ('passed', 'failed', 'inconclusive')),
+	severity	pg_catalog.text NOT NULL,
+	dry_run		pg_catalog.bool NOT NULL,
+	runs		pg_catalog.int4 NOT NULL,
+	failures	pg_catalog.int4 NOT NULL,
+	detail		pg_catalog.text,
+	failing_rows pg_catalog.jsonb,
+	started_at	pg_catalog.timestamptz NOT NULL,
+	finished_at	pg_catalog.timestamptz NOT NULL
+);
+CREATE INDEX check_runs_batch_idx ON rollback.check_runs (batch);
+CREATE INDEX check_runs_migration_idx ON rollback.check_runs (migration_id);
+COMMENT ON TABLE rollback.check_runs IS 'Results of check evaluations, with the failing rows they returned';
+CREATE SEQUENCE rollback.check_batch_seq;
+
+/*
+ * worker_state: one row.  paused: set by rollback.pause(), cleared by
+ * rollback.resume().  circuit_open: the worker reverted
+ * rollback.max_auto_reverts migrations within rollback.circuit_window and
+ * waits for a person; rollback.resume() closes it, and automatic reverts
+ * are counted from circuit_reset_at on.
+ */
+CREATE TABLE rollback.worker_state (
+	one			pg_catalog.bool PRIMARY KEY DEFAULT true CHECK (one),
+	paused		pg_catalog.bool NOT NULL DEFAULT false,
+	paused_reason pg_catalog.text,
+	paused_by	pg_catalog.name,
+	paused_at	pg_catalog.timestamptz,
+	circuit_open pg_catalog.bool NOT NULL DEFAULT false,
+	circuit_opened_at pg_catalog.timestamptz,
+	circuit_reset_at pg_catalog.timestamptz,
+	purged_at	pg_catalog.timestamptz
+);
+INSERT INTO rollback.worker_state DEFAULT VALUES;
+COMMENT ON TABLE rollback.worker_state IS 'State of the background worker: pause and circuit breaker';
+
+/* checks_total: the check results counted since the extension was created (for metrics). */
+CREATE TABLE rollback.check_totals (
+	status		pg_catalog.text PRIMARY KEY,
+	n			pg_catalog.int8 NOT NULL DEFAULT 0
+);
+INSERT INTO rollback.check_totals (status) VALUES ('passed'), ('failed'), ('inconclusive');
+COMMENT ON TABLE rollback.check_totals IS 'How many check results of each status were recorded (never decreases)';
+
+REVOKE ALL ON rollback.checks, rollback.check_runs, rollback.worker_state,
+	rollback.check_totals FROM PUBLIC;
+REVOKE ALL ON SEQUENCE rollback.check_batch_seq FROM PUBLIC;
+GRANT SELECT ON rollback.checks, rollback.check_runs, rollback.worker_state,
+	rollback.check_totals TO rollback_reader, rollback_admin;
+
+/*
+ * _glob_match: whether a migration label matches a check's applies_to, a
+ * pattern where * stands for any text and ? for one character.
+ */
+CREATE FUNCTION rollback._glob_match(label pg_catalog.text, pattern pg_catalog.text)
+	RETURNS pg_catalog.bool
+	LANGUAGE sql IMMUTABLE STRICT SET search_path = pg_catalog, pg_temp AS $$
+SELECT label LIKE replace(replace(replace(replace(replace(pattern, '\', '\\'), '%', '\%'), '_', '\_'),
+							  '*', '%'), '?', '_')
+$$;
+COMMENT ON FUNCTION rollback._glob_match(pg_catalog.text, pg_catalog.text) IS 'Whether a label matches a pattern with * and ? wildcards';
+
+/*
+ * _labelled_later: whether this database has the history table of a tool
+ * that writes its row after the migration commits (Sqitch, Liquibase,
+ * Flyway): the worker then waits rollback.history_wait for the label.
+ */
+CREATE FUNCTION rollback._labelled_later() RETURNS pg_catalog.bool
+	LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+SELECT EXISTS (SELECT 1 FROM pg_trigger g JOIN pg_class c ON c.oid = g.tgrelid
+				 JOIN pg_namespace n ON n.oid = c.relnamespace
+				WHERE g.tgname = 'zz_rollback_history'
+				  AND (c.relname IN ('databasechangelog', 'flyway_schema_history')
+					   OR n.nspname = 'sqitch'))
+$$;
+COMMENT ON FUNCTION rollback._labelled_later() IS 'Whether a migration tool here labels migrations after their commit';
+
+CREATE FUNCTION rollback._wake_worker() RETURNS void
+	AS 'MODULE_PATHNAME', 'rollback_wake_worker' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION rollback._wake_worker() IS 'Wake this database''s worker when the transaction commits';
+
+CREATE FUNCTION rollback.add_check(name pg_catalog.text, sql pg_catalog.text,
+								   applies_to pg_catalog.text DEFAULT '*',
+								   severity pg_catalog.text DEFAULT 'error',
+								   timeout pg_catalog.interval DEFAULT '30 seconds',
+								   settle_count pg_catalog.int4 DEFAULT 1,
+								   settle_interval pg_catalog.interval DEFAULT '0',
+								   failure_limit pg_catalog.int4 DEFAULT 0,
+								   dry_run pg_catalog.bool DEFAULT false)
+	RETURNS pg_catalog.int8
+	AS 'MODULE_PATHNAME', 'rollback_add_check' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION rollback.add_check(pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.text,
+	pg_catalog.interval, pg_catalog.int4, pg_catalog.interval, pg_catalog.int4, pg_catalog.bool)
+	IS 'Register a check: a query returning one boolean (pass on true) or the failing rows (pass on none)';
+
+CREATE FUNCTION rollback.drop_check(name pg_catalog.text) RETURNS void
+	AS 'MODULE_PATHNAME', 'rollback_drop_check' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION rollback.drop_check(pg_catalog.text) IS 'Remove a check (its past results stay in rollback.check_runs)';
+
+CREATE FUNCTION rollback.check_point() RETURNS pg_catalog.text
+	AS 'MODULE_PATHNAME', 'rollback_check_point' LANGUAGE C STABLE;
+COMMENT ON FUNCTION rollback.check_point() IS 'Inside a check: the recovery point of the migration being checked (NULL when there is none)';
+GRANT EXECUTE ON FUNCTION rollback.check_point() TO PUBLIC;
+
+CREATE FUNCTION rollback._add_check(name pg_catalog.text, sql pg_catalog.text, applies_to pg_catalog.text,
+									severity pg_catalog.text, kind pg_catalog.text, relid pg_catalog.oid)
+	RETURNS pg_catalog.int8
+	AS 'MODULE_PATHNAME', 'rollback_add_check' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION rollback._add_check(pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.oid)
+	IS 'add_check for the built-in constructors: records which kind of check and table it is';
+
+/*
+ * Built-in checks.  Each writes a check's SQL for one table and registers
+ * it as the caller, through rollback._add_check (which validates it as the
+ * caller: a role that cannot read the table cannot add the check).  Those
+ * that compare with the migration's point read what changed since it
+ * through rollback.diff(), so they cost what the migration changed, not
+ * the table; with no point (a scheduled run and no recent migration) they
+ * pass.
+ */
+CREATE FUNCTION rollback._builtin_name(kind pg_catalog.text, tbl pg_catalog.regclass, extra pg_catalog.text)
+	RETURNS pg_catalog.text
+	LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+SELECT format('%s:%s%s', kind, tbl::text, coalesce(':' || extra, ''))
+$$;
+COMMENT ON FUNCTION rollback._builtin_name(pg_catalog.text, pg_catalog.regclass, pg_catalog.text) IS 'Default name of a built-in check';
+
+CREATE FUNCTION rollback.check_row_count(tbl pg_catalog.regclass, max_drop_pct pg_catalog.numeric,
+										 applies_to pg_catalog.text DEFAULT '*',
+										 severity pg_catalog.text DEFAULT 'error',
+										 name pg_catalog.text DEFAULT NULL)
+	RETURNS pg_catalog.int8
+	LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	IF tbl IS NULL OR max_drop_pct IS NULL THEN
+		RAISE EXCEPTION 'table and max_drop_pct must not be null' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF max_drop_pct < 0 OR max_drop_pct > 100 THEN
+		RAISE EXCEPTION 'max_drop_pct must be between 0 and 100' USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	RETURN rollback._add_check(coalesce(name, rollback._builtin_name('row_count', tbl, NULL)), format(
+		'SELECT s.rows_at_point, s.rows_now, round(100.0 * (s.rows_at_point - s.rows_now) / s.rows_at_point, 2) AS drop_pct'
+		' FROM (SELECT c.n AS rows_now, c.n - d.ins + d.del AS rows_at_point'
+		'   FROM (SELECT count(*) AS n FROM %1$s) c,'
+		'        (SELECT count(*) FILTER (WHERE x.op = ''insert'') AS ins, count(*) FILTER (WHERE x.op = ''delete'') AS del'
+		'           FROM rollback.diff(%2$L::pg_catalog.regclass, rollback.check_point()) x) d'
+		'  WHERE rollback.check_point() IS NOT NULL) s'
+		' WHERE s.rows_at_point > 0 AND s.rows_now < (1 - %3$s / 100.0) * s.rows_at_point',
+		tbl, tbl::oid, max_drop_pct), applies_to, severity, 'row_count', tbl);
+END
+$$;
+COMMENT ON FUNCTION rollback.check_row_count(pg_catalog.regclass, pg_catalog.numeric, pg_catalog.text, pg_catalog.text, pg_catalog.text)
+	IS 'Built-in check: the table lost no more than max_drop_pct percent of its rows since the migration''s point';
+
+CREATE FUNCTION rollback.check_no_new_nulls(tbl pg_catalog.regclass, col pg_catalog.name,
+											applies_to pg_catalog.text DEFAULT '*',
+											severity pg_catalog.text DEFAULT 'error',
+											name pg_catalog.text DEFAULT NULL)
+	RETURNS pg_catalog.int8
+	LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	IF tbl IS NULL OR col IS NULL THEN
+		RAISE EXCEPTION 'table and column must not be null' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = tbl AND a.attname = col
+					 AND a.attnum > 0 AND NOT a.attisdropped) THEN
+		RAISE EXCEPTION 'column "%" of relation % does not exist', col, tbl USING ERRCODE = 'undefined_column';
+	END IF;
+	RETURN rollback._add_check(coalesce(name, rollback._builtin_name('no_new_nulls', tbl, col)), format(
+		'SELECT x.op, x.new_row AS row FROM rollback.diff(%1$L::pg_catalog.regclass, rollback.check_point()) x'
+		' WHERE rollback.check_point() IS NOT NULL AND x.op IN (''insert'', ''update'')'
+		'   AND (x.new_row -> %2$L) = ''null''::jsonb'
+		'   AND (x.op = ''insert'' OR (x.old_row -> %2$L) IS DISTINCT FROM ''null''::jsonb)',
+		tbl::oid, col), applies_to, severity, 'no_new_nulls', tbl);
+END
+$$;
+COMMENT ON FUNCTION rollback.check_no_new_nulls(pg_catalog.regclass, pg_catalog.name, pg_catalog.text, pg_catalog.text, pg_catalog.text)
+	IS 'Built-in check: no row written since the migration''s point has a NULL in the column where it had none';
+
+CREATE FUNCTION rollback.check_unique(tbl pg_catalog.regclass, cols pg_catalog.name[],
+									  applies_to pg_catalog.text DEFAULT '*',
+									  severity pg_catalog.text DEFAULT 'error',
+									  name pg_catalog.text DEFAULT NULL)
+	RETURNS pg_catalog.int8
+	LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	c		name;
+	list	text;
+	newlist	text;
+	nn		text;
+BEGIN
+	IF tbl IS NULL OR cols IS NULL OR cardinality(cols) = 0 THEN
+		RAISE EXCEPTION 'table and columns must not be null or empty' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	FOREACH c IN ARRAY cols LOOP
+		IF c IS NULL OR NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = tbl AND a.attname = c
+									  AND a.attnum > 0 AND NOT a.attisdropped) THEN
+			RAISE EXCEPTION 'column "%" of relation % does not exist', c, tbl USING ERRCODE = 'undefined_column';
+		END IF;
+	END LOOP;
+	SELECT string_agg(format('%I', u), ', '), string_agg(format('n.%I', u), ', '),
+		   string_agg(format('%I IS NOT NULL', u), ' AND ')
+	  INTO list, newlist, nn FROM unnest(cols) u;
+	RETURN rollback._add_check(coalesce(name, rollback._builtin_name('unique', tbl, array_to_string(cols, ','))), format(
+		'WITH changed AS MATERIALIZED ('
+		'  SELECT %4$s FROM rollback.diff(%2$L::pg_catalog.regclass, rollback.check_point()) x,'
+		'       pg_catalog.jsonb_populate_record(NULL::%1$s, x.new_row) n'
+		'   WHERE x.op IN (''insert'', ''update''))'
+		' SELECT %3$s, count(*) AS copies FROM %1$s WHERE %5$s GROUP BY %3$s HAVING count(*) > 1'
+		'   AND (rollback.check_point() IS NULL OR (%3$s) IN (SELECT * FROM changed))',
+		tbl, tbl::oid, list, newlist, nn), applies_to, severity, 'unique', tbl);
+END
+$$;
+COMMENT ON FUNCTION rollback.check_unique(pg_catalog.regclass, pg_catalog.name[], pg_catalog.text, pg_catalog.text, pg_catalog.text)
+	IS 'Built-in check: no duplicate of the columns involves a row written since the migration''s point';
+
+CREATE FUNCTION rollback.check_freshness(tbl pg_catalog.regclass, ts_col pg_catalog.name,
+										 max_age pg_catalog.interval,
+										 applies_to pg_catalog.text DEFAULT '*',
+										 severity pg_catalog.text DEFAULT 'error',
+										 name pg_catalog.text DEFAULT NULL)
+	RETURNS pg_catalog.int8
+	LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	IF tbl IS NULL OR ts_col IS NULL OR max_age IS NULL THEN
+		RAISE EXCEPTION 'table, column and max_age must not be null' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = tbl AND a.attname = ts_col
+					 AND a.attnum > 0 AND NOT a.attisdropped) THEN
+		RAISE EXCEPTION 'column "%" of relation % does not exist', ts_col, tbl USING ERRCODE = 'undefined_column';
+	END IF;
+	RETURN rollback._add_check(coalesce(name, rollback._builtin_name('freshness', tbl, ts_col)), format(
+		'SELECT max(%2$I) AS newest, %3$L::pg_catalog.interval AS max_age FROM %1$s'
+		' HAVING max(%2$I) IS NULL OR max(%2$I) < pg_catalog.now() - %3$L::pg_catalog.interval',
+		tbl, ts_col, max_age), applies_to, severity, 'freshness', tbl);
+END
+$$;
+COMMENT ON FUNCTION rollback.check_freshness(pg_catalog.regclass, pg_catalog.name, pg_catalog.interval, pg_catalog.text, pg_catalog.text, pg_catalog.text)
+	IS 'Built-in check: the newest value of the timestamp column is no older than max_age';
+
+CREATE FUNCTION rollback.check_fk(tbl pg_catalog.regclass,
+								  applies_to pg_catalog.text DEFAULT '*',
+								  severity pg_catalog.text DEFAULT 'error',
+								  name pg_catalog.text DEFAULT NULL)
+	RETURNS pg_catalog.int8
+	LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	r		record;
+	parts	text[] := '{}';
+BEGIN
+	IF tbl IS NULL THEN
+		RAISE EXCEPTION 'table must not be null' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	/* the table's foreign keys, and those of other tables that reference it */
+	FOR r IN SELECT con.conname, con.conrelid::regclass AS child, con.confrelid::regclass AS parent,
+					(SELECT string_agg(format('c.%I IS NOT NULL', a.attname), ' AND ' ORDER BY k.i)
+					   FROM unnest(con.conkey) WITH ORDINALITY k(n, i)
+					   JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.n) AS notnull,
+					(SELECT string_agg(format('p.%I = c.%I', pa.attname, ca.attname), ' AND ' ORDER BY k.i)
+					   FROM unnest(con.conkey, con.confkey) WITH ORDINALITY k(cn, pn, i)
+					   JOIN pg_attribute ca ON ca.attrelid = con.conrelid AND ca.attnum = k.cn
+					   JOIN pg_attribute pa ON pa.attrelid = con.confrelid AND pa.attnum = k.pn) AS joincond
+			   FROM pg_constraint con
+			  WHERE con.contype = 'f' AND (con.conrelid = tbl OR con.confrelid = tbl)
+			  ORDER BY con.conname LOOP
+		parts := parts || format(
+			'SELECT %L AS constraint_name, %L AS referencing_table, pg_catalog.to_jsonb(c) AS row FROM %s c'
+			' WHERE %s AND NOT EXISTS (SELECT 1 FROM %s p WHERE %s)',
+			r.conname, r.child::text, r.child, r.notnull, r.parent, r.joincond);
+	END LOOP;
+	IF cardinality(parts) = 0 THEN
+		RAISE EXCEPTION 'relation % has no foreign key and none references it', tbl
+			USING ERRCODE = 'undefined_object';
+	END IF;
+	RETURN rollback._add_check(coalesce(name, rollback._builtin_name('fk', tbl, NULL)),
+							   array_to_string(parts, ' UNION ALL '), applies_to, severity, 'fk', tbl);
+END
+$$;
+COMMENT ON FUNCTION rollback.check_fk(pg_catalog.regclass, pg_catalog.text, pg_catalog.text, pg_catalog.text)
+	IS 'Built-in check: every row satisfies the foreign keys of the table and those referencing it, as they are now, even once a migration drops or disables them';
+
+CREATE FUNCTION rollback.run_checks(migration pg_catalog.text DEFAULT NULL, tag pg_catalog.text DEFAULT NULL)
+	RETURNS TABLE (check_name pg_catalog.text, status pg_catalog.text, detail pg_catalog.text)
+	AS 'MODULE_PATHNAME', 'rollback_run_checks' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION rollback.run_checks(pg_catalog.text, pg_catalog.text)
+	IS 'Run checks now (a migration''s, or a tag''s), through the worker; raises an error when an error-severity check fails';
+
+/*
+ * Manual control of the worker.
+ */
+CREATE FUNCTION rollback.pause(reason pg_catalog.text) RETURNS void
+	AS 'MODULE_PATHNAME', 'rollback_pause' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION rollback.pause(pg_catalog.text) IS 'Stop automatic reverts in this database until rollback.resume()';
+
+CREATE FUNCTION rollback.resume() RETURNS void
+	AS 'MODULE_PATHNAME', 'rollback_resume' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION rollback.resume() IS 'Allow automatic reverts again, and close the circuit breaker';
+
+CREATE FUNCTION rollback.hold(migration pg_catalog.text) RETURNS void
+	AS 'MODULE_PATHNAME', 'rollback_hold' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION rollback.hold(pg_catalog.text) IS 'Never revert this migration automatically (until rollback.release())';
+
+CREATE FUNCTION rollback.release(migration pg_catalog.text) RETURNS void
+	AS 'MODULE_PATHNAME', 'rollback_release' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION rollback.release(pg_catalog.text) IS 'Undo rollback.hold(): the migration may be reverted automatically again';
+
+CREATE FUNCTION rollback._worker_pid() RETURNS pg_catalog.int4
+	AS 'MODULE_PATHNAME', 'rollback_worker_pid' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION rollback._worker_pid() IS 'Process id of this database''s worker, or NULL when none runs';
+
+CREATE FUNCTION rollback._start_worker() RETURNS void
+	AS 'MODULE_PATHNAME', 'rollback_start_worker' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION rollback._start_worker() IS 'Ask the launcher to start this database''s worker';
+REVOKE ALL ON FUNCTION rollback._start_worker() FROM PUBLIC;
+
+/*
+ * status: one row per thing that needs a person's attention; no row when
+ * all is well.  A failed migration stays here until it is reverted or a
+ * person holds it (rollback.hold(): "I have seen it, leave it to me").
+ */
+CREATE FUNCTION rollback.status()
+	RETURNS TABLE (kind pg_catalog.text, subject pg_catalog.text, since pg_catalog.timestamptz,
+				   detail pg_catalog.text)
+	LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+SELECT 'worker_not_running', pg_catalog.current_database()::text, NULL::timestamptz,
+	   'No background worker runs for this database: nothing is checked or reverted automatically.'
+ WHERE rollback._worker_pid() IS NULL
+UNION ALL
+SELECT 'paused', paused_by::text, paused_at,
+	   coalesce('Automatic reverts are paused: ' || paused_reason, 'Automatic reverts are paused.')
+  FROM rollback.worker_state WHERE paused
+UNION ALL
+SELECT 'circuit_open', NULL, circuit_opened_at,
+	   'The circuit breaker is open: automatic reverts wait for rollback.resume().'
+  FROM rollback.worker_state WHERE circuit_open
+UNION ALL
+SELECT CASE m.status WHEN 'failed' THEN 'migration_failed' ELSE 'revert_failed' END, m.version,
+	   coalesce(m.checked_at, m.applied_at),
+	   coalesce((SELECT a.reason FROM rollback.audit_log a WHERE a.migration_id = m.id
+				  ORDER BY a.id DESC LIMIT 1), 'The migration failed its checks.')
+  FROM rollback.migration m
+ WHERE m.kind = 'migration' AND m.status IN ('failed', 'revert_failed') AND m.held_at IS NULL
+UNION ALL
+SELECT 'checks_inconclusive', m.version, m.checked_at,
+	   'Checks could not decide (errors or timeouts): ' ||
+	   (SELECT string_agg(r.check_name, ', ' ORDER BY r.check_name) FROM rollback.check_runs r
+		 WHERE r.migration_id = m.id AND r.status = 'inconclusive' AND r.severity = 'error'
+		   AND NOT r.dry_run
+		   AND r.batch = (SELECT max(r2.batch) FROM rollback.check_runs r2 WHERE r2.migration_id = m.id))
+  FROM rollback.migration m
+ WHERE m.kind = 'migration' AND m.status = 'applied' AND m.checked_at IS NOT NULL AND m.held_at IS NULL
+   AND EXISTS (SELECT 1 FROM rollback.check_runs r WHERE r.migration_id = m.id
+				 AND r.status = 'inconclusive' AND r.severity = 'error' AND NOT r.dry_run
+				 AND r.batch = (SELECT max(r2.batch) FROM rollback.check_runs r2 WHERE r2.migration_id = m.id))
+UNION ALL
+SELECT 'check_failing', r.check_name, r.finished_at, coalesce(r.detail, 'The check failed.')
+  FROM (SELECT DISTINCT ON (r.check_id) r.* FROM rollback.check_runs r
+		 WHERE r.tag IS NOT NULL AND r.check_id IS NOT NULL
+		 ORDER BY r.check_id, r.id DESC) r
+ WHERE r.status = 'failed' AND r.severity IN ('error', 'warning') AND NOT r.dry_run
+UNION ALL
+SELECT 'migration_abandoned', m.version, m.started_at,
+	   'The migration''s session ended without rollback.end_migration().'
+  FROM rollback.migration m
+ WHERE m.status = 'running' AND rollback._migration_abandoned(m.id)
+$$;
+COMMENT ON FUNCTION rollback.status() IS 'Things that need a person''s attention: one row each, none when all is well';
+REVOKE ALL ON FUNCTION rollback.status() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION rollback.status() TO rollback_reader, rollback_admin;
+
+/*
+ * metrics: Prometheus text exposition format.  Counters come from the
+ * append-only audit log and from check_totals, so they never go down.
+ */
+CREATE FUNCTION rollback.metrics() RETURNS pg_catalog.text
+	LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	out		text := '';
+	r		record;
+	buckets	float8[] := '{0.1,0.25,0.5,1,2.5,5,10,30,60,300}';
+	b		float8;
+	n		int8;
+	total	int8;
+	s		float8;
+BEGIN
+	out := out || E'# HELP rollback_reverts_total Reverts done, by what started them.\n'
+			   || E'# TYPE rollback_reverts_total counter\n';
+	FOR r IN SELECT t.trig, count(a.id) AS n
+			   FROM unnest('{check,scheduled,manual}'::text[]) t(trig)
+			   LEFT JOIN rollback.audit_log a ON a.action = 'revert'
+					AND coalesce(a.detail->>'trigger', 'manual') = t.trig
+			  GROUP BY t.trig ORDER BY t.trig LOOP
+		out := out || format(E'rollback_reverts_total{trigger="%s"} %s\n', r.trig, r.n);
+	END LOOP;
+
+	out := out || E'# HELP rollback_revert_duration_seconds Time a revert took, from its start to its end.\n'
+			   || E'# TYPE rollback_revert_duration_seconds histogram\n';
+	SELECT count(*), coalesce(sum((a.detail->>'duration_ms')::float8), 0) / 1000
+	  INTO total, s FROM rollback.audit_log a WHERE a.action = 'revert';
+	FOREACH b IN ARRAY buckets LOOP
+		SELECT count(*) INTO n FROM rollback.audit_log a
+		 WHERE a.action = 'revert' AND (a.detail->>'duration_ms')::float8 / 1000 <= b;
+		out := out || format(E'rollback_revert_duration_seconds_bucket{le="%s"} %s\n', b, n);
+	END LOOP;
+	out := out || format(E'rollback_revert_duration_seconds_bucket{le="+Inf"} %s\n', total)
+			   || format(E'rollback_revert_duration_seconds_sum %s\n', s)
+			   || format(E'rollback_revert_duration_seconds_count %s\n', total);
+
+	out := out || E'# HELP rollback_checks_total Check results recorded, by status.\n'
+			   || E'# TYPE rollback_checks_total counter\n';
+	FOR r IN SELECT t.status, t.n FROM rollback.check_totals t ORDER BY t.status LOOP
+		out := out || format(E'rollback_checks_total{status="%s"} %s\n', r.status, r.n);
+	END LOOP;
+
+	out := out || E'# HELP rollback_store_bytes Bytes used by the version stores.\n'
+			   || E'# TYPE rollback_store_bytes gauge\n'
+			   || format(E'rollback_store_bytes %s\n',
+						 (SELECT coalesce(sum(pg_total_relation_size(t.store)), 0)
+							FROM rollback.tracked_table t WHERE t.store IS NOT NULL));
+
+	out := out || E'# HELP rollback_circuit_open Whether the circuit breaker stops automatic reverts (1) or not (0).\n'
+			   || E'# TYPE rollback_circuit_open gauge\n'
+			   || format(E'rollback_circuit_open %s\n',
+						 (SELECT CASE WHEN circuit_open THEN 1 ELSE 0 END FROM rollback.worker_state));
+
+	out := out || E'# HELP rollback_paused Whether automatic reverts are paused (1) or not (0).\n'
+			   || E'# TYPE rollback_paused gauge\n'
+			   || format(E'rollback_paused %s\n',
+						 (SELECT CASE WHEN paused THEN 1 ELSE 0 END FROM rollback.worker_state));
+
+	out := out || E'# HELP rollback_last_revert_timestamp_seconds When the last revert ended (Unix time), 0 if none.\n'
+			   || E'# TYPE rollback_last_revert_timestamp_seconds gauge\n'
+			   || format(E'rollback_last_revert_timestamp_seconds %s\n',
+						 (SELECT coalesce(extract(epoch FROM max(a.at)), 0) FROM rollback.audit_log a
+						   WHERE a.action = 'revert'));
+
+	out := out || E'# HELP rollback_migrations Tracked migrations, by status.\n'
+			   || E'# TYPE rollback_migrations gauge\n';
+	FOR r IN SELECT t.status, count(m.id) AS n
+			   FROM unnest('{applied,verified,failed,reverted,revert_failed}'::text[]) t(status)
+			   LEFT JOIN rollback.migration m ON m.status = t.status AND m.kind = 'migration'
+			  GROUP BY t.status ORDER BY t.status LOOP
+		out := out || format(E'rollback_migrations{status="%s"} %s\n', r.status, r.n);
+	END LOOP;
+
+	out := out || E'# HELP rollback_attention Things rollback.status() lists for a person.\n'
+			   || E'# TYPE rollback_attention gauge\n'
+			   || format(E'rollback_attention %s\n', (SELECT count(*) FROM rollback.status()));
+
+	out := out || E'# HELP rollback_audit_entries Entries in the audit log (it only grows).\n'
+			   || E'# TYPE rollback_audit_entries gauge\n'
+			   || format(E'rollback_audit_entries %s\n', (SELECT coalesce(max(a.id), 0) FROM rollback.audit_log a));
+	RETURN out;
+END
+$$;
+COMMENT ON FUNCTION rollback.metrics() IS 'Metrics in Prometheus text format: reverts, revert durations, check results, store bytes, circuit breaker';
+REVOKE ALL ON FUNCTION rollback.metrics() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION rollback.metrics() TO rollback_reader, rollback_admin;
+
+/* Start this database's worker now (the launcher also finds it at server start). */
+SELECT rollback._start_worker();

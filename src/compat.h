@@ -116,4 +116,36 @@ rb_object_ownercheck(Oid classid, Oid objid, Oid roleid)
 #define MarkGUCPrefixReserved(prefix) EmitWarningsOnPlaceholders(prefix)
 #endif
 
+/*
+ * Shared memory is reserved from shmem_request_hook from 15 on (asking
+ * elsewhere is an error), and directly from _PG_init before.
+ */
+#if PG_VERSION_NUM >= 150000
+#include "storage/ipc.h"
+static shmem_request_hook_type rb_prev_shmem_request_hook pg_attribute_unused() = NULL;
+static void (*rb_shmem_request_fn) (void) pg_attribute_unused() = NULL;
+
+static inline void
+rb_shmem_request_trampoline(void)
+{
+	if (rb_prev_shmem_request_hook)
+		rb_prev_shmem_request_hook();
+	rb_shmem_request_fn();
+}
+
+static inline void
+rb_install_shmem_request(void (*fn) (void))
+{
+	rb_shmem_request_fn = fn;
+	rb_prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = rb_shmem_request_trampoline;
+}
+#else
+static inline void
+rb_install_shmem_request(void (*fn) (void))
+{
+	fn();
+}
+#endif
+
 #endif							/* ROLLBACK_COMPAT_H */

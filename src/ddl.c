@@ -24,6 +24,8 @@
 #include "catalog/pg_inherits.h"
 #include "catalog/pg_trigger.h"
 #include "catalog/pg_type.h"
+#include "commands/dbcommands.h"
+#include "commands/defrem.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
 #include "nodes/parsenodes.h"
@@ -199,6 +201,25 @@ rb_process_utility(RB_UTILITY_ARGS)
 	Node	   *parsetree = pstmt->utilityStmt;
 	List	   *leaves = NIL;
 	bool		reenable = false;
+
+	/*
+	 * DROP DATABASE and CREATE DATABASE ... TEMPLATE wait for the database
+	 * to have no session: stop its worker first.
+	 */
+	if (IsA(parsetree, DropdbStmt))
+		rb_worker_stop_for(get_database_oid(((DropdbStmt *) parsetree)->dbname, true));
+	else if (IsA(parsetree, CreatedbStmt))
+	{
+		ListCell   *lc;
+
+		foreach(lc, ((CreatedbStmt *) parsetree)->options)
+		{
+			DefElem    *opt = lfirst(lc);
+
+			if (strcmp(opt->defname, "template") == 0 && opt->arg != NULL)
+				rb_worker_stop_for(get_database_oid(defGetString(opt), true));
+		}
+	}
 
 	switch (nodeTag(parsetree))
 	{

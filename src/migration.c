@@ -54,6 +54,7 @@ PG_FUNCTION_INFO_V1(rollback_end_migration);
 PG_FUNCTION_INFO_V1(rollback_current_migration);
 PG_FUNCTION_INFO_V1(rollback_migration_abandoned);
 PG_FUNCTION_INFO_V1(rollback_history_defer);
+PG_FUNCTION_INFO_V1(rollback_wake_worker);
 
 bool		rollback_auto_track = true;
 
@@ -80,6 +81,9 @@ typedef struct PendingEnd
 } PendingEnd;
 
 static List *pending_ends = NIL;
+
+/* wake the worker at commit: a migration ended or was labelled */
+static bool wake_at_commit = false;
 
 /* (sub)transaction ids already recorded in this transaction */
 #define MAX_RECORDED 64
@@ -374,6 +378,12 @@ migration_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PARALLEL_COMMIT:
 		case XACT_EVENT_PREPARE:
+			/* a migration is applied now: its checks start at once */
+			if (event == XACT_EVENT_COMMIT &&
+				(wake_at_commit || pending_ends != NIL ||
+				 (xact_migration != 0 && !xact_is_revert)))
+				rb_worker_wake();
+			wake_at_commit = false;
 			foreach(lc, pending_ends)
 				release_session_locks(((PendingEnd *) lfirst(lc))->id);
 			list_free_deep(pending_ends);
@@ -664,6 +674,17 @@ rollback_end_migration(PG_FUNCTION_ARGS)
 	}
 	session_migration = 0;
 	session_begun_subid = InvalidSubTransactionId;
+	PG_RETURN_VOID();
+}
+
+/*
+ * rollback._wake_worker(): wake this database's worker when the current
+ * transaction commits (the history trigger labelled a migration).
+ */
+Datum
+rollback_wake_worker(PG_FUNCTION_ARGS)
+{
+	wake_at_commit = true;
 	PG_RETURN_VOID();
 }
 

@@ -441,11 +441,11 @@ rb_prune_store(Oid relid)
 }
 
 /*
- * drop_point_by_id: remove a point after checking the caller's rights on
+ * rb_drop_point_by_id: remove a point after checking the caller's rights on
  * each of its tables, then prune their stores.
  */
-static void
-drop_point_by_id(int64 id)
+void
+rb_drop_point_by_id(int64 id)
 {
 	List	   *tables = rb_point_tables(id);
 	ListCell   *lc;
@@ -528,7 +528,7 @@ rollback_drop_point(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("recovery point name must not be null")));
-	drop_point_by_id(rb_point_lookup(text_to_cstring(PG_GETARG_TEXT_PP(0)), false));
+	rb_drop_point_by_id(rb_point_lookup(text_to_cstring(PG_GETARG_TEXT_PP(0)), false));
 	PG_RETURN_VOID();
 }
 
@@ -581,7 +581,7 @@ rollback_purge(PG_FUNCTION_ARGS)
 	rb_spi_finish_as_owner(&save);
 
 	foreach(lc, ids)
-		drop_point_by_id(*(int64 *) lfirst(lc));
+		rb_drop_point_by_id(*(int64 *) lfirst(lc));
 	PG_RETURN_INT64(list_length(ids));
 }
 

@@ -69,6 +69,14 @@ typedef struct JEntry
 } JEntry;
 
 /* The steps, as they are listed. */
+/*
+ * What started the revert under way, for its audit entry: "manual" (a
+ * call of revert_migration or revert_to), "check" or "scheduled" (the
+ * worker, with the check that failed).  Set by rb_auto_revert only.
+ */
+static const char *revert_trigger = "manual";
+static const char *revert_check = NULL;
+
 typedef struct Steps
 {
 	Tuplestorestate *ts;
@@ -1043,10 +1051,10 @@ revert(List *migs, const char *label, const char *first_version, bool dry_run,
 
 	/* statuses and the audit entry */
 	{
-		Oid			argtypes2[9] = {INT8ARRAYOID, INT8OID, TEXTOID, TEXTOID, INT8OID, INT8OID,
-		INT8OID, INT8OID, FLOAT8OID};
-		Datum		values2[9];
-		char		nulls2[9] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+		Oid			argtypes2[11] = {INT8ARRAYOID, INT8OID, TEXTOID, TEXTOID, INT8OID, INT8OID,
+		INT8OID, INT8OID, FLOAT8OID, TEXTOID, TEXTOID};
+		Datum		values2[11];
+		char		nulls2[11] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
 
 		values2[0] = values[0];
 		values2[1] = Int64GetDatum(revert_id);
@@ -1060,6 +1068,11 @@ revert(List *migs, const char *label, const char *first_version, bool dry_run,
 		values2[6] = Int64GetDatum(nrestored);
 		values2[7] = Int64GetDatum(nundo);
 		values2[8] = Float8GetDatum((double) (GetCurrentTimestamp() - started) / 1000.0);
+		values2[9] = CStringGetTextDatum(revert_trigger);
+		if (revert_check)
+			values2[10] = CStringGetTextDatum(revert_check);
+		else
+			nulls2[10] = 'n';
 		rb_spi_connect_as_owner(&save);
 		rb_spi_exec("UPDATE rollback.migration SET status = 'reverted',"
 					" reverted_at = pg_catalog.clock_timestamp(), reverted_by = $2"
@@ -1068,13 +1081,16 @@ revert(List *migs, const char *label, const char *first_version, bool dry_run,
 		rb_spi_exec("UPDATE rollback.migration SET status = 'applied',"
 					" applied_at = pg_catalog.clock_timestamp() WHERE id = $2",
 					2, argtypes2, values2, nulls2, false, SPI_OK_UPDATE);
-		rb_spi_exec("INSERT INTO rollback.audit_log (action, migration_id, reason, detail)"
-					" SELECT 'revert', $1[1], $3, pg_catalog.jsonb_build_object("
+		rb_spi_exec("INSERT INTO rollback.audit_log (action, actor, migration_id, reason, detail)"
+					" SELECT 'revert', CASE WHEN $10 = 'manual' THEN session_user"
+					"  ELSE 'rollback worker' END, $1[1], $3, pg_catalog.jsonb_build_object("
 					"  'migrations', (SELECT pg_catalog.jsonb_agg(m.version ORDER BY m.id DESC)"
 					"    FROM rollback.migration m WHERE m.id = ANY ($1)),"
 					"  'revert_id', $2, 'point', $4, 'quarantined', $5, 'rows_deleted', $6,"
-					"  'rows_restored', $7, 'ddl_undone', $8, 'duration_ms', $9)",
-					9, argtypes2, values2, nulls2, false, SPI_OK_INSERT);
+					"  'rows_restored', $7, 'ddl_undone', $8, 'duration_ms', $9,"
+					"  'trigger', $10) || CASE WHEN $11 IS NULL THEN '{}'::jsonb"
+					"  ELSE pg_catalog.jsonb_build_object('check', $11) END",
+					11, argtypes2, values2, nulls2, false, SPI_OK_INSERT);
 		rb_spi_finish_as_owner(&save);
 	}
 	rb_set_xact_migration(0, false);
@@ -1367,4 +1383,82 @@ rollback_revert_to(PG_FUNCTION_ARGS)
 		   : psprintf("revert:%s..%s", oldest, newest), oldest, PG_GETARG_BOOL(1),
 		   PG_ARGISNULL(2) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(2)), st);
 	return (Datum) 0;
+}
+
+/*
+ * rb_find_migration: the id of a migration named by version or id; an
+ * error if there is none.
+ */
+int64
+rb_find_migration(const char *name)
+{
+	char	   *version;
+	char	   *kind;
+	char	   *status;
+
+	return find_migration(name, &version, &kind, &status);
+}
+
+/*
+ * rb_auto_revert: the worker reverts a migration whose check failed,
+ * exactly as rollback.revert_migration() does (same checks, same steps,
+ * same transaction), with the trigger and the check in the audit entry.
+ * The steps are discarded; the figures are in the audit entry.
+ */
+void
+rb_auto_revert(int64 id, const char *reason, const char *trigger, const char *check)
+{
+	Steps	   *st = palloc0(sizeof(Steps));
+	int64	   *idp = palloc(sizeof(int64));
+	char	   *version = NULL;
+	char	   *kind = NULL;
+	char	   *status = NULL;
+	RbOwnerSave save;
+	Oid			argtypes[1] = {INT8OID};
+	Datum		values[1];
+	MemoryContext cxt = CurrentMemoryContext;
+
+	*idp = id;
+	values[0] = Int64GetDatum(id);
+	rb_spi_connect_as_owner(&save);
+	rb_spi_exec("SELECT version, kind, status FROM rollback.migration WHERE id = $1",
+				1, argtypes, values, NULL, false, SPI_OK_SELECT);
+	if (SPI_processed == 1)
+	{
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+
+		version = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+		kind = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+		status = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3);
+		MemoryContextSwitchTo(old);
+	}
+	rb_spi_finish_as_owner(&save);
+	if (version == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("migration " INT64_FORMAT " does not exist", id)));
+
+	st->cxt = cxt;
+	st->desc = CreateTemplateTupleDesc(4);
+	TupleDescInitEntry(st->desc, 1, "step", INT4OID, -1, 0);
+	TupleDescInitEntry(st->desc, 2, "action", TEXTOID, -1, 0);
+	TupleDescInitEntry(st->desc, 3, "detail", TEXTOID, -1, 0);
+	TupleDescInitEntry(st->desc, 4, "rows", INT8OID, -1, 0);
+	st->ts = tuplestore_begin_heap(false, false, work_mem);
+
+	check_revertable(id, version, kind, status);
+	lock_migrations(list_make1(idp), false);
+	revert_trigger = trigger;
+	revert_check = check;
+	PG_TRY();
+	{
+		revert(list_make1(idp), psprintf("revert:%s", version), version, false, reason, st);
+	}
+	PG_FINALLY();
+	{
+		revert_trigger = "manual";
+		revert_check = NULL;
+	}
+	PG_END_TRY();
+	tuplestore_end(st->ts);
 }

@@ -43,6 +43,9 @@ _PG_init(void)
 							NULL, NULL, NULL);
 	MarkGUCPrefixReserved("rollback");
 
+	rb_check_init();
+	rb_autorevert_init();
+	rb_worker_init();
 	rb_migration_init();
 	rb_journal_init();
 	rb_ddl_init();

@@ -12,6 +12,7 @@
 
 #include "access/htup_details.h"
 #include "access/transam.h"
+#include "datatype/timestamp.h"
 #include "nodes/pg_list.h"
 #include "storage/bufpage.h"
 #include "storage/itemptr.h"
@@ -33,6 +34,33 @@
 
 /* GUCs (rollback.c) */
 extern int	rollback_retention;
+
+/* A check, as the worker runs it (check.c, autorevert.c). */
+typedef struct RbCheck
+{
+	int64		id;
+	char	   *name;
+	char	   *sql;
+	char	   *severity;		/* error, warning, info */
+	int			timeout_ms;
+	int			settle_count;
+	int			settle_ms;
+	int			failure_limit;
+	bool		dry_run;
+	Oid			owner;			/* runs as this role */
+} RbCheck;
+
+/* The outcome of a check over its settle window. */
+typedef struct RbCheckResult
+{
+	const char *status;			/* passed, failed, inconclusive */
+	int			runs;
+	int			failures;
+	char	   *detail;			/* or NULL */
+	char	   *failing_rows;	/* JSON array text, or NULL */
+	TimestampTz started;
+	TimestampTz finished;
+} RbCheckResult;
 
 /*
  * The MVCC snapshot of a recovery point, in 64-bit transaction ids.
@@ -96,6 +124,7 @@ extern int	rb_spi_exec_latest(const char *sql, int nargs, Oid *argtypes,
 							   Datum *values, int expected);
 extern List *rb_spi_oid_list(int col, MemoryContext cxt);
 extern List *rb_spi_text_list(int col, MemoryContext cxt);
+extern List *rb_spi_int8_list(int col, MemoryContext cxt);
 extern void rb_internal_ddl(const char *sql);
 extern bool rb_in_internal_ddl(void);
 extern void rb_note_write(void);
@@ -116,6 +145,7 @@ extern bool rb_point_load(int64 point_id, MemoryContext cxt, RbSnapshot *snap);
 extern bool rb_point_covers(int64 point_id, Oid relid);
 extern List *rb_point_tables(int64 point_id);
 extern char *rb_point_sequences(int64 point_id, Oid relid);
+extern void rb_drop_point_by_id(int64 id);
 extern int64 rb_create_point_internal(const char *name, List *relids,
 									  const char *comment, bool for_migration);
 extern void rb_prune_store(Oid relid);
@@ -179,5 +209,39 @@ extern JournalFrame *rb_journal_begin(PlannedStmt *pstmt, const char *queryStrin
 extern void rb_journal_end(JournalFrame *frame);
 extern void rb_journal_abort(JournalFrame *frame);
 extern bool rb_journal_preserved(int64 migration, Oid relid);
+
+/* revert.c */
+extern int64 rb_find_migration(const char *name);
+extern void rb_auto_revert(int64 id, const char *reason, const char *trigger, const char *check);
+
+/* check.c */
+extern int	rollback_max_failing_rows;
+extern void rb_check_init(void);
+extern void rb_run_check(const RbCheck *c, const char *pointname, MemoryContext cxt,
+						 RbCheckResult *res);
+
+/* audit.c */
+extern void rb_audit(const char *action, const char *actor, int64 migration_id,
+					 const char *reason, const char *detail);
+extern void rb_notify_revert(int64 migration_id);
+
+/* autorevert.c */
+extern bool rollback_auto_revert;
+extern void rb_autorevert_init(void);
+extern long rb_check_migrations(void);
+extern char *rb_run_requested_checks(int64 batch, const char *migration, const char *tag,
+									 int64 *act_on, char **failed_check);
+extern void rb_act_on_failure(int64 id, const char *check, const char *trigger);
+extern void rb_maybe_purge(void);
+
+/* worker.c */
+extern int	rollback_naptime;
+extern void rb_worker_init(void);
+extern void rb_worker_wake(void);
+extern void rb_worker_stop_for(Oid dboid);
+extern void rb_worker_sleep(int ms);
+extern char *rb_worker_request(int64 batch, const char *migration, const char *tag);
+extern PGDLLEXPORT void rb_launcher_main(Datum arg);
+extern PGDLLEXPORT void rb_worker_main(Datum arg);
 
 #endif							/* ROLLBACK_H */

@@ -249,6 +249,34 @@ rb_spi_text_list(int col, MemoryContext cxt)
 }
 
 /*
+ * rb_spi_int8_list: one bigint column of the last SPI result, as a list of
+ * palloc'd int64 built in cxt (see rb_spi_oid_list).  NULLs are skipped.
+ */
+List *
+rb_spi_int8_list(int col, MemoryContext cxt)
+{
+	MemoryContext oldcxt = MemoryContextSwitchTo(cxt);
+	List	   *result = NIL;
+	uint64		i;
+
+	for (i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, col, &isnull);
+
+		if (!isnull)
+		{
+			int64	   *p = palloc(sizeof(int64));
+
+			*p = DatumGetInt64(d);
+			result = lappend(result, p);
+		}
+	}
+	MemoryContextSwitchTo(oldcxt);
+	return result;
+}
+
+/*
  * rb_spi_exec_latest: like rb_spi_exec for a data-changing statement, but
  * run with a fresh snapshot rather than the transaction's.  A restore holds
  * EXCLUSIVE locks and must see and change every committed row, also when
