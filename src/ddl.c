@@ -203,11 +203,23 @@ rb_process_utility(RB_UTILITY_ARGS)
 	bool		reenable = false;
 
 	/*
-	 * DROP DATABASE and CREATE DATABASE ... TEMPLATE wait for the database
-	 * to have no session: stop its worker first.
+	 * DROP DATABASE, CREATE DATABASE ... TEMPLATE, ALTER DATABASE ...
+	 * RENAME and SET TABLESPACE wait for the database to have no session:
+	 * stop its worker first (the launcher starts it again later).
 	 */
 	if (IsA(parsetree, DropdbStmt))
 		rb_worker_stop_for(get_database_oid(((DropdbStmt *) parsetree)->dbname, true));
+	else if (IsA(parsetree, RenameStmt) &&
+			 ((RenameStmt *) parsetree)->renameType == OBJECT_DATABASE)
+		rb_worker_stop_for(get_database_oid(((RenameStmt *) parsetree)->subname, true));
+	else if (IsA(parsetree, AlterDatabaseStmt))
+	{
+		ListCell   *lc;
+
+		foreach(lc, ((AlterDatabaseStmt *) parsetree)->options)
+			if (strcmp(((DefElem *) lfirst(lc))->defname, "tablespace") == 0)
+				rb_worker_stop_for(get_database_oid(((AlterDatabaseStmt *) parsetree)->dbname, true));
+	}
 	else if (IsA(parsetree, CreatedbStmt))
 	{
 		ListCell   *lc;

@@ -85,6 +85,7 @@ typedef struct RbDbSlot
 	Latch	   *latch;			/* its latch, while pid != 0 */
 	bool		no_extension;	/* the worker found no extension: exited */
 	bool		stopped;		/* stopped for DROP/CREATE DATABASE */
+	TimestampTz stopped_at;
 	bool		wanted;			/* start requested */
 	TimestampTz last_start;		/* when the launcher last started it */
 	/* a run_checks() request */
@@ -213,6 +214,7 @@ rb_worker_stop_for(Oid dboid)
 	if (i >= 0)
 	{
 		rb_shared->slots[i].stopped = true;
+		rb_shared->slots[i].stopped_at = GetCurrentTimestamp();
 		pid = rb_shared->slots[i].pid;
 	}
 	SpinLockRelease(&rb_shared->mutex);
@@ -312,7 +314,8 @@ launcher_pass(bool rescan)
 			if (i >= 0)
 				rb_shared->slots[i].wanted = true;
 		}
-		else if (rb_shared->slots[i].stopped && rb_shared->slots[i].pid == 0)
+		else if (rb_shared->slots[i].stopped && rb_shared->slots[i].pid == 0 &&
+				 TimestampDifferenceExceeds(rb_shared->slots[i].stopped_at, now, RB_RESCAN_MS / 2))
 		{
 			/* stopped for DROP DATABASE, which failed: the database is still there */
 			rb_shared->slots[i].stopped = false;
