@@ -49,6 +49,7 @@ int			rollback_max_auto_reverts = 3;
 int			rollback_circuit_window = 3600;
 int			rollback_revert_window = 3600;
 int			rollback_history_wait = 3000;
+int			rollback_revert_lock_timeout = 5000;
 
 /* A migration the worker looks at. */
 typedef struct Target
@@ -105,13 +106,15 @@ commit(RbOwnerSave *save)
  * log it, and roll the transaction back.
  */
 static char *
-abort_error(MemoryContext cxt)
+abort_error(MemoryContext cxt, int *code)
 {
 	ErrorData  *edata;
 	char	   *msg;
 
 	MemoryContextSwitchTo(cxt);
 	edata = CopyErrorData();
+	if (code)
+		*code = edata->sqlerrcode;
 	FlushErrorState();
 	AbortCurrentTransaction();
 	pgstat_report_activity(STATE_IDLE, NULL);
@@ -397,7 +400,7 @@ rb_check_migrations(void)
 	}
 	PG_CATCH();
 	{
-		char	   *msg = abort_error(cxt);
+		char	   *msg = abort_error(cxt, NULL);
 
 		ereport(LOG,
 				(errmsg("rollback worker: a pass failed: %s", msg)));
@@ -443,8 +446,9 @@ rb_run_requested_checks(int64 batch, const char *migration, const char *tag,
 			m.id = rb_find_migration(migration);
 		values[0] = Int64GetDatum(m.id);
 		values[1] = Int32GetDatum(rollback_revert_window);
+		/* a migration named by a person may be failed (paused, held): acting is then asked for */
 		rb_spi_exec("SELECT m.id, m.version, p.name, m.kind = 'migration'"
-					" AND m.status IN ('applied', 'verified')"
+					" AND (m.status IN ('applied', 'verified') OR ($1 <> 0 AND m.status = 'failed'))"
 					" AND m.applied_at > pg_catalog.clock_timestamp() - pg_catalog.make_interval(secs => $2)"
 					" FROM rollback.migration m LEFT JOIN rollback.point p ON p.id = m.point_id"
 					" WHERE CASE WHEN $1 <> 0 THEN m.id = $1"
@@ -498,7 +502,7 @@ rb_run_requested_checks(int64 batch, const char *migration, const char *tag,
 	}
 	PG_CATCH();
 	{
-		char	   *msg = abort_error(cxt);
+		char	   *msg = abort_error(cxt, NULL);
 
 		error = MemoryContextStrdup(TopMemoryContext, msg);
 	}
@@ -525,6 +529,7 @@ rb_act_on_failure(int64 id, const char *failed_check, const char *trigger)
 	char	   *why_not = NULL;
 	char	   *volatile reason = NULL;
 	volatile bool go = false;
+	volatile bool first_attempt = false;
 	TimestampTz started = 0;
 
 	PG_TRY();
@@ -634,6 +639,7 @@ rb_act_on_failure(int64 id, const char *failed_check, const char *trigger)
 		{
 			rb_spi_exec("UPDATE rollback.migration SET status = 'failed' WHERE id = $1",
 						1, argtypes, values, NULL, false, SPI_OK_UPDATE);
+			first_attempt = (starts == 0);
 			rb_audit("revert_started", "rollback worker", id, reason,
 					 event_detail(check, trigger, psprintf("\"attempt\": " INT64_FORMAT, starts + 1)));
 			commit(&save);
@@ -642,7 +648,7 @@ rb_act_on_failure(int64 id, const char *failed_check, const char *trigger)
 	}
 	PG_CATCH();
 	{
-		char	   *msg = abort_error(cxt);
+		char	   *msg = abort_error(cxt, NULL);
 
 		ereport(LOG,
 				(errmsg("rollback worker: could not decide on migration " INT64_FORMAT ": %s", id, msg)));
@@ -653,6 +659,7 @@ rb_act_on_failure(int64 id, const char *failed_check, const char *trigger)
 	if (go)
 	{
 		char	   *volatile error = NULL;
+		volatile int code = 0;
 
 		started = GetCurrentTimestamp();
 		ereport(LOG,
@@ -660,6 +667,9 @@ rb_act_on_failure(int64 id, const char *failed_check, const char *trigger)
 		PG_TRY();
 		{
 			begin("rollback: reverting a migration", &save);
+			/* a lock held elsewhere: give up waiting, try again at the next pass */
+			(void) set_config_option("lock_timeout", psprintf("%d", rollback_revert_lock_timeout),
+									 PGC_SUSET, PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0, false);
 			rb_spi_finish_as_owner(&save);
 			rb_auto_revert(id, reason, trigger, check);
 			rb_spi_connect_as_owner(&save);
@@ -668,13 +678,23 @@ rb_act_on_failure(int64 id, const char *failed_check, const char *trigger)
 		}
 		PG_CATCH();
 		{
-			error = abort_error(cxt);
+			int			c;
+
+			error = abort_error(cxt, &c);
+			code = c;
 		}
 		PG_END_TRY();
 		if (error == NULL)
 			ereport(LOG,
 					(errmsg("rollback: migration %s reverted in %.3f s", version,
 							(double) (GetCurrentTimestamp() - started) / 1000000.0)));
+		else if (code == ERRCODE_LOCK_NOT_AVAILABLE && first_attempt)
+		{
+			/* still 'failed' with 'revert_started' last: the next pass tries once more */
+			ereport(LOG,
+					(errmsg("rollback: the automatic revert of migration %s waits for a lock: %s; it is tried again at the next pass",
+							version, error)));
+		}
 		else
 		{
 			ereport(WARNING,
@@ -695,7 +715,7 @@ rb_act_on_failure(int64 id, const char *failed_check, const char *trigger)
 			}
 			PG_CATCH();
 			{
-				char	   *msg = abort_error(cxt);
+				char	   *msg = abort_error(cxt, NULL);
 
 				ereport(LOG,
 						(errmsg("rollback worker: could not record the failed revert: %s", msg)));
@@ -766,7 +786,7 @@ rb_maybe_purge(void)
 	}
 	PG_CATCH();
 	{
-		char	   *msg = abort_error(cxt);
+		char	   *msg = abort_error(cxt, NULL);
 
 		ereport(LOG,
 				(errmsg("rollback worker: purge failed: %s", msg)));
@@ -815,6 +835,16 @@ rb_autorevert_init(void)
 							INT_MAX,
 							PGC_SIGHUP,
 							GUC_UNIT_S,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("rollback.revert_lock_timeout",
+							"How long an automatic revert waits for a table lock before it gives up for this pass.",
+							"A revert that could not get its locks is tried once more at the next pass, then marked revert_failed.",
+							&rollback_revert_lock_timeout,
+							5000,
+							1,
+							INT_MAX,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
 							NULL, NULL, NULL);
 	DefineCustomIntVariable("rollback.history_wait",
 							"How long the worker waits for a migration tool's history row before checking a migration.",
