@@ -31,6 +31,7 @@
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "parser/parser.h"
 #include "pgstat.h"
 #include "storage/latch.h"
 #include "utils/builtins.h"
@@ -92,15 +93,24 @@ trim_sql(const char *sql)
 /*
  * validate_sql: the query must be one query that reads (a SELECT, VALUES or
  * WITH without data-modifying parts) and the caller must be allowed to
- * read everything it names.  Run wrapped in a subquery with LIMIT 0: the
- * parser refuses anything but one query there, and the executor checks
- * the caller's privileges on every relation without reading a row.
+ * read everything it names.  Parsed alone first (the worker runs it alone:
+ * text that only parses once wrapped, such as "SELECT 1) x, (SELECT 2",
+ * must not pass).  Then run wrapped in a subquery with LIMIT 0: the parser
+ * refuses anything but a plain query there, and the executor checks the
+ * caller's privileges on every relation without reading a row.
  */
 static void
 validate_sql(const char *name, const char *sql)
 {
 	int			rc;
+	List	   *parsed = raw_parser(sql, RAW_PARSE_DEFAULT);
 
+	if (list_length(parsed) != 1 ||
+		!IsA(linitial_node(RawStmt, parsed)->stmt, SelectStmt))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("check \"%s\" must be one query that returns rows", name),
+				 errdetail("A check is a single SELECT, VALUES or WITH query.")));
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	rc = SPI_execute(psprintf("SELECT * FROM (%s\n) rollback_check LIMIT 0", sql), true, 0);
@@ -603,7 +613,8 @@ rollback_run_checks(PG_FUNCTION_ARGS)
 		ereport(NOTICE,
 				(errmsg("no check applies"),
 				 errdetail(tag ? "No check has applies_to equal to the tag." :
-						   "No check's applies_to matches the migration's label.")));
+						   migration ? "No check's applies_to matches the migration's label." :
+						   "No migration is applied, or no check's applies_to matches the label of the last one.")));
 	rb_spi_finish_as_owner(&save);
 	if (nfailed > 0)
 		ereport(ERROR,
