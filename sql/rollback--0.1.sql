@@ -1749,11 +1749,11 @@ DECLARE
 	newlist	text;
 	nn		text;
 BEGIN
-	IF tbl IS NULL OR cols IS NULL OR cardinality(cols) = 0 THEN
+	IF tbl IS NULL OR cols IS NULL OR cardinality(cols) = 0 OR array_position(cols, NULL) IS NOT NULL THEN
 		RAISE EXCEPTION 'table and columns must not be null or empty' USING ERRCODE = 'null_value_not_allowed';
 	END IF;
 	FOREACH c IN ARRAY cols LOOP
-		IF c IS NULL OR NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = tbl AND a.attname = c
+		IF NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = tbl AND a.attname = c
 									  AND a.attnum > 0 AND NOT a.attisdropped) THEN
 			RAISE EXCEPTION 'column "%" of relation % does not exist', c, tbl USING ERRCODE = 'undefined_column';
 		END IF;
