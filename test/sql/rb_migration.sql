@@ -168,7 +168,7 @@ SELECT rollback.begin_migration('7-enum-warn') > 0 AS begun;
 ALTER TYPE mig.mood ADD VALUE 'happy';
 SELECT rollback.end_migration();
 RESET rollback.irreversible_ddl;
-SELECT version, irreversible, irreversible_reason FROM rollback.migrations WHERE version LIKE '7-%';
+SELECT version, irreversible, irreversible_reason FROM rollback.migrations WHERE version LIKE '7-%' ORDER BY id;
 SELECT * FROM rollback.revert_migration('7-enum-warn');
 
 -- 8. bad input: each a clear error, nothing changed
