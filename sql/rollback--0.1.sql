@@ -1919,6 +1919,11 @@ SELECT 'check_failing', r.check_name, r.finished_at, coalesce(r.detail, 'The che
 		 ORDER BY r.check_id, r.id DESC) r
  WHERE r.status = 'failed' AND r.severity IN ('error', 'warning') AND NOT r.dry_run
 UNION ALL
+SELECT 'check_owner_missing', c.name, c.created_at,
+	   'The role that created the check no longer exists: the check is inconclusive until it is dropped and added again.'
+  FROM rollback.checks c
+ WHERE NOT EXISTS (SELECT 1 FROM pg_roles r WHERE r.oid = c.owner)
+UNION ALL
 SELECT 'migration_abandoned', m.version, m.started_at,
 	   'The migration''s session ended without rollback.end_migration().'
   FROM rollback.migration m
