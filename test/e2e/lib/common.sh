@@ -526,7 +526,8 @@ expect_auto_revert() {
 		[[ "$got" == "$exp" ]] || fail "metrics: rollback_reverts_total{trigger=\"$key\"} is '$got', expected $exp"
 	done
 	got=$(metric rollback_last_revert_timestamp_seconds)
-	[[ "$got" =~ ^[0-9.]+$ ]] && awk -v x="$got" 'BEGIN { exit !(x > 0) }' ||
+	if ! [[ "$got" =~ ^[0-9.]+$ ]] || ! awk -v x="$got" 'BEGIN { exit !(x > 0) }'; then
 		fail "metrics: rollback_last_revert_timestamp_seconds is '$got', expected > 0"
+	fi
 	echo "ok: metrics: rollback_reverts_total{trigger=\"$trigger\"} 1, rollback_last_revert_timestamp_seconds > 0"
 }
