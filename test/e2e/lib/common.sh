@@ -12,6 +12,14 @@
 #   E2E_DIR    a fresh work directory under $RB_TMP (kept after the run, for
 #              a look at the tool's project and the captured states)
 #   DBMATE     the dbmate installed by scripts/deps.sh (tools/node_modules)
+#
+# and the helpers below: step, fail, sql, show, e2e_tool, capture and
+# same_state (the state of schema public), check_migrations; dbmate_init / dm
+# and sqitch_init / sq (the real tools); for the tests with the worker
+# (auto_*.sh): wait_for (a bounded poll that shows rollback's tables and the
+# server log when it times out), listen_start / listen_wait (a LISTEN client,
+# lib/listen.pl), expect_auto_revert (the audit log, NOTIFY payload and
+# metrics of an automatic revert), on_exit (cleanup on any exit).
 
 if [[ -z "${RB_ROOT:-}" || -z "${PGHOST:-}" ]]; then
 	# Run by hand: take the default environment (the server must be running).
