@@ -10,8 +10,9 @@
  * later (it looks at pg_database every minute), and again on request (the
  * extension's install script calls rollback._start_worker()).  A worker
  * whose database lacks the extension says so in its slot and exits; it is
- * started again only on request.  A worker that exits otherwise (an
- * error) is started again after RB_RESTART_DELAY; after a crash the
+ * started again only on request (at the commit of the transaction that
+ * asked, so that it sees the extension).  A worker that exits otherwise
+ * (an error) is started again after RB_RESTART_DELAY; after a crash the
  * postmaster restarts everything, the launcher included, and the launcher
  * starts the workers again.
  *
@@ -432,6 +433,9 @@ release_slot(int code, Datum arg)
 			rb_shared->slots[my_slot].wanted = true;
 			notify = true;
 		}
+		/* a start was requested while it ran (see request_start) */
+		else if (rb_shared->slots[my_slot].wanted && !rb_shared->slots[my_slot].stopped)
+			notify = true;
 	}
 	SpinLockRelease(&rb_shared->mutex);
 	my_slot = -1;
@@ -727,29 +731,67 @@ rollback_worker_pid(PG_FUNCTION_ARGS)
 	PG_RETURN_INT32((int32) pid);
 }
 
+/* this transaction called rollback._start_worker(): ask at its commit */
+static bool start_at_commit = false;
+static bool start_callback_registered = false;
+
+/*
+ * request_start: at the commit of a transaction that called
+ * rollback._start_worker(), ask the launcher to start this database's
+ * worker.  Not earlier: a worker started before CREATE EXTENSION commits
+ * would not see the extension and exit for good.  A worker that runs now
+ * may be one that is about to exit for that reason (the launcher started
+ * it when it found the database): wanted makes the launcher start it
+ * again when it exits (release_slot wakes the launcher), and without the
+ * restart delay (last_start 0).  Nothing here can fail.
+ */
+static void
+request_start(XactEvent event, void *arg)
+{
+	int			i;
+
+	if (!start_at_commit)
+		return;
+	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
+	{
+		start_at_commit = false;
+		return;
+	}
+	if (event != XACT_EVENT_COMMIT)
+		return;
+	start_at_commit = false;
+	SpinLockAcquire(&rb_shared->mutex);
+	i = slot_for(MyDatabaseId, true);
+	if (i >= 0)
+	{
+		RbDbSlot   *s = &rb_shared->slots[i];
+
+		s->wanted = true;
+		s->no_extension = false;
+		s->last_start = 0;
+		if (s->pid == 0)
+			s->stopped = false;
+	}
+	SpinLockRelease(&rb_shared->mutex);
+	wake_launcher();
+}
+
 /*
  * rollback._start_worker(): ask the launcher to start this database's
- * worker (CREATE EXTENSION).  Does nothing when the library was not
- * preloaded: there is no launcher then.
+ * worker when the transaction commits (CREATE EXTENSION).  Does nothing
+ * when the library was not preloaded: there is no launcher then.
  */
 Datum
 rollback_start_worker(PG_FUNCTION_ARGS)
 {
-	int			i;
-
 	if (rb_shared == NULL)
 		PG_RETURN_VOID();
-	SpinLockAcquire(&rb_shared->mutex);
-	i = slot_for(MyDatabaseId, true);
-	if (i >= 0 && rb_shared->slots[i].pid == 0)
+	if (!start_callback_registered)
 	{
-		rb_shared->slots[i].wanted = true;
-		rb_shared->slots[i].no_extension = false;
-		rb_shared->slots[i].stopped = false;
-		rb_shared->slots[i].last_start = 0;
+		RegisterXactCallback(request_start, NULL);
+		start_callback_registered = true;
 	}
-	SpinLockRelease(&rb_shared->mutex);
-	wake_launcher();
+	start_at_commit = true;
 	PG_RETURN_VOID();
 }
 
