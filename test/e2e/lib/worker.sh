@@ -86,12 +86,13 @@ migrate() {
 
 # The condition "the worker is done with migration V": verified, reverted,
 # or failed and left so (the last audit entry about it is not a revert
-# started and not finished), or checked and left applied.
+# started and not finished). Not "applied and checked": the worker commits a
+# check's results (checked_at set, status still 'applied') before it decides
+# and commits 'failed'.
 handled_sql() {
 	cat <<SQL
 EXISTS (SELECT 1 FROM rollback.migration m WHERE m.version = '$1' AND m.kind = 'migration'
 	AND (m.status IN ('verified', 'reverted', 'revert_failed')
-		 OR (m.status = 'applied' AND m.checked_at IS NOT NULL)
 		 OR (m.status = 'failed' AND (SELECT a.action FROM rollback.audit_log a WHERE a.migration_id = m.id
 									   ORDER BY a.id DESC LIMIT 1) = 'check_failed')))
 SQL
