@@ -14,7 +14,8 @@
  *	   rollback.history_wait to do so);
  *	2. each check runs in its own read-only transaction (check.c);
  *	3. the results are recorded and the migration is marked checked
- *	   ('verified' when every error-severity check passed);
+ *	   ('verified' when every error-severity check passed), unless an
+ *	   error-severity check failed: then 4 marks it checked;
  *	4. on a failure: the decision (auto_revert, pause, hold, circuit
  *	   breaker, irreversible) is made and written with an audit entry
  *	   "revert_started" in one transaction; the revert runs in the next;
@@ -171,8 +172,8 @@ load_checks(const char *label, const char *tag, MemoryContext cxt)
 
 /*
  * run_and_record: run the checks and record their results under batch;
- * with a migration (id != 0) also mark it checked, and 'verified' when no
- * error-severity check failed or was inconclusive.  Returns the first
+ * with a migration (id != 0) and no error-severity check failed, also mark
+ * it checked, and 'verified' when none was inconclusive.  Returns the first
  * error-severity check (not a dry run) that failed, or NULL; sets
  * *inconclusive when one was inconclusive.
  */
@@ -251,13 +252,18 @@ run_and_record(List *checks, int64 batch, int64 migration_id, const char *point,
 		rb_spi_exec("UPDATE rollback.check_totals SET n = n + 1 WHERE status = $6",
 					14, argtypes, values, nulls, false, SPI_OK_UPDATE);
 	}
-	if (migration_id != 0)
+	/*
+	 * A failure leaves checked_at alone: the decision's transaction sets it
+	 * with the status.  Set here, a crash before the decision would leave the
+	 * migration applied and checked, never checked again nor reverted.
+	 */
+	if (migration_id != 0 && failed == NULL)
 	{
 		Oid			argtypes[2] = {INT8OID, BOOLOID};
 		Datum		values[2];
 
 		values[0] = Int64GetDatum(migration_id);
-		values[1] = BoolGetDatum(failed == NULL && !*inconclusive && checks != NIL);
+		values[1] = BoolGetDatum(!*inconclusive && checks != NIL);
 		rb_spi_exec("UPDATE rollback.migration SET checked_at = pg_catalog.clock_timestamp(),"
 					" status = CASE WHEN $2 AND status = 'applied' THEN 'verified' ELSE status END"
 					" WHERE id = $1",
@@ -624,8 +630,10 @@ rb_act_on_failure(int64 id, const char *failed_check, const char *trigger)
 		{
 			/* a revert started twice and never finished: given up on */
 			rb_spi_exec(starts >= 2 ?
-						"UPDATE rollback.migration SET status = 'revert_failed' WHERE id = $1" :
-						"UPDATE rollback.migration SET status = 'failed' WHERE id = $1",
+						"UPDATE rollback.migration SET status = 'revert_failed',"
+						" checked_at = coalesce(checked_at, pg_catalog.clock_timestamp()) WHERE id = $1" :
+						"UPDATE rollback.migration SET status = 'failed',"
+						" checked_at = coalesce(checked_at, pg_catalog.clock_timestamp()) WHERE id = $1",
 						1, argtypes, values, NULL, false, SPI_OK_UPDATE);
 			rb_audit("check_failed", "rollback worker", id,
 					 psprintf("%s; not reverted: %s", reason, why_not),
@@ -637,7 +645,8 @@ rb_act_on_failure(int64 id, const char *failed_check, const char *trigger)
 		}
 		else
 		{
-			rb_spi_exec("UPDATE rollback.migration SET status = 'failed' WHERE id = $1",
+			rb_spi_exec("UPDATE rollback.migration SET status = 'failed',"
+						" checked_at = coalesce(checked_at, pg_catalog.clock_timestamp()) WHERE id = $1",
 						1, argtypes, values, NULL, false, SPI_OK_UPDATE);
 			first_attempt = (starts == 0);
 			rb_audit("revert_started", "rollback worker", id, reason,
