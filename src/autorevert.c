@@ -80,15 +80,37 @@ event_detail(const char *check, const char *trigger, const char *more)
 	return buf.data;
 }
 
-/* begin: start a transaction and connect to SPI as the extension owner. */
+/* how long the worker's own bookkeeping waits for a lock (see begin) */
+#define RB_BOOKKEEPING_LOCK_TIMEOUT "500ms"
+
+/*
+ * begin_xact: start a transaction and connect to SPI as the extension
+ * owner; with bounded, lock waits end after RB_BOOKKEEPING_LOCK_TIMEOUT
+ * (an error: the step is done again by a later pass).  The worker's
+ * bookkeeping is bounded: queued behind a session's lock (a revert holds
+ * its migration's row), the worker would queue every later session behind
+ * itself; and a pass that meets DROP EXTENSION halfway would deadlock with
+ * it.  Below deadlock_timeout's default, so that the worker gives way
+ * first.  The revert has a bound of its own (rollback.revert_lock_timeout).
+ */
 static void
-begin(const char *what, RbOwnerSave *save)
+begin_xact(const char *what, RbOwnerSave *save, bool bounded)
 {
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
+	if (bounded)
+		(void) set_config_option("lock_timeout", RB_BOOKKEEPING_LOCK_TIMEOUT, PGC_SUSET,
+								 PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0, false);
 	PushActiveSnapshot(GetTransactionSnapshot());
 	pgstat_report_activity(STATE_RUNNING, what);
 	rb_spi_connect_as_owner(save);
+}
+
+/* begin: a transaction of the worker's bookkeeping (see begin_xact). */
+static void
+begin(const char *what, RbOwnerSave *save)
+{
+	begin_xact(what, save, true);
 }
 
 /* commit: the other end of begin. */
@@ -675,8 +697,8 @@ rb_act_on_failure(int64 id, const char *failed_check, const char *trigger)
 				(errmsg("rollback: reverting migration %s: %s", version, reason)));
 		PG_TRY();
 		{
-			begin("rollback: reverting a migration", &save);
 			/* a lock held elsewhere: give up waiting, try again at the next pass */
+			begin_xact("rollback: reverting a migration", &save, false);
 			(void) set_config_option("lock_timeout", psprintf("%d", rollback_revert_lock_timeout),
 									 PGC_SUSET, PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0, false);
 			rb_spi_finish_as_owner(&save);
