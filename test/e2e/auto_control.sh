@@ -10,9 +10,9 @@
 #     with the breaker open (audit, status(), metrics); rollback.resume()
 #     closes it, and the next bad migration is reverted again.
 #  2. rollback.pause(): a bad migration is left 'failed', not reverted.
-#  3. rollback.hold() on a migration while it runs: left 'failed'; a
-#     run_checks() of it does not act either; release() shows it again in
-#     status().
+#  3. rollback.hold() on a migration while it runs: left 'failed', and a
+#     run_checks() of it does not revert it either; after release(),
+#     status() shows it again and run_checks() of it reverts it.
 #  4. A failing check with dry_run => true never acts.
 #  5. A failing warning-severity check never acts.
 #  6. rollback.auto_revert = off (ALTER SYSTEM, reload): 'failed' and an
@@ -34,13 +34,12 @@ e2e_init auto_control
 # If the test stops halfway through section 6, rollback.auto_revert must not
 # stay off for the suites after it (ALTER SYSTEM outlives the server).
 AUTO_REVERT_SET=0
-on_exit() {
-	[[ -z "$E2E_TOOL_PGID" ]] || kill -KILL -- "-$E2E_TOOL_PGID" 2>/dev/null || true
+reset_auto_revert() {
 	if [[ $AUTO_REVERT_SET -eq 1 ]]; then
 		psql -X -q -d postgres -c 'ALTER SYSTEM RESET rollback.auto_revert' -c 'SELECT pg_reload_conf()' >/dev/null 2>&1 || true
 	fi
 }
-trap on_exit EXIT
+on_exit reset_auto_revert
 
 # fingerprint: the rows of public.customers, as one hash.
 fingerprint() {
@@ -203,27 +202,37 @@ echo "ok: hold1 is still applied"
 # held: a person has it in hand, status() does not call for attention
 expect_status_kinds ""
 
-step "3. rollback.run_checks(migration => 'hold1') fails and does not act either"
-if sql -c "SELECT * FROM rollback.run_checks(migration => 'hold1')" >"$E2E_DIR/run_checks.out" 2>&1; then
+step "3. rollback.run_checks(migration => 'hold1') fails; the worker acts on it: still held, not reverted"
+run_checks_fails() {
+	if sql -c "SELECT * FROM rollback.run_checks(migration => '$1')" >"$E2E_DIR/run_checks.out" 2>&1; then
+		cat "$E2E_DIR/run_checks.out"
+		fail "run_checks(migration => '$1') did not raise"
+	fi
 	cat "$E2E_DIR/run_checks.out"
-	fail "run_checks(migration => 'hold1') did not raise"
-fi
-cat "$E2E_DIR/run_checks.out"
-grep -q 'check "hold_nulls" failed' "$E2E_DIR/run_checks.out" || fail "run_checks raised something else"
+	grep -q "check \"$2\" failed" "$E2E_DIR/run_checks.out" || fail "run_checks raised something else"
+}
+run_checks_fails hold1 hold_nulls
+# the worker answers run_checks(), then acts: done when the next request is served
 worker_barrier
 expect_sql "two failed runs of hold_nulls for hold1 (at the commit, and run_checks)" \
 	"SELECT count(*) FROM rollback.check_runs r JOIN rollback.migration m ON m.id = r.migration_id
 	  WHERE m.version = 'hold1' AND r.check_name = 'hold_nulls' AND r.status = 'failed'" 2
 expect_status hold1 failed
-expect_audit hold1 "hold,check_failed"
+expect_audit hold1 "hold,check_failed,check_failed"
 [[ "$(null_emails)" == 10 ]] || fail "hold1 should still be applied"
+echo "ok: hold1 is still applied"
 
-step "3. rollback.release('hold1'): status() shows it again; reverted by hand"
+step "3. rollback.release('hold1'): status() shows it again; run_checks(migration => 'hold1') now reverts it"
 sql -c "SELECT rollback.release('hold1')"
-expect_audit hold1 "hold,check_failed,release"
+expect_audit hold1 "hold,check_failed,check_failed,release"
 expect_sql "hold1 is no longer held" "SELECT held_at IS NULL AND held_by IS NULL FROM rollback.migration WHERE version = 'hold1'" t
 expect_status_kinds "migration_failed:hold1"
-revert_by_hand hold1
+run_checks_fails hold1 hold_nulls
+wait_handled hold1
+expect_status hold1 reverted
+expect_audit hold1 "hold,check_failed,check_failed,release,revert_started,revert"
+[[ "$(fingerprint)" == "$BEFORE" ]] || fail "after the revert of hold1, public.customers is not as before"
+echo "ok: public.customers is as before hold1"
 expect_status_kinds ""
 
 # ---------------------------------------------------------------------------
@@ -298,8 +307,8 @@ step "the end: audit log intact, metrics"
 show "SELECT a.id, a.action, m.version, a.reason FROM rollback.audit_log a
 	   LEFT JOIN rollback.migration m ON m.id = a.migration_id ORDER BY a.id"
 expect_audit_intact
-expect_metric 'rollback_reverts_total{trigger="check"}' 4
-expect_metric 'rollback_reverts_total{trigger="manual"}' 6
+expect_metric 'rollback_reverts_total{trigger="check"}' 5
+expect_metric 'rollback_reverts_total{trigger="manual"}' 5
 expect_metric rollback_circuit_open 0
 expect_metric rollback_paused 0
 expect_metric rollback_attention 0

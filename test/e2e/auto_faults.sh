@@ -47,11 +47,7 @@ source "$RB_ROOT/scripts/pgenv.sh"
 e2e_init auto_faults
 
 # Whatever happens, leave the server running for the suites after this one.
-on_exit() {
-	[[ -z "$E2E_TOOL_PGID" ]] || kill -KILL -- "-$E2E_TOOL_PGID" 2>/dev/null || true
-	pg_is_running || pg_start || true
-}
-trap on_exit EXIT
+on_exit 'pg_is_running || pg_start'
 
 # fault_db NAME: a database for these tests (dropped first if it is there),
 # with synchronous_commit = on set before the extension, so that its worker

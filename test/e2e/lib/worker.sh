@@ -5,55 +5,41 @@
 #
 # Every wait is a bounded poll (E2E_WAIT seconds, default 60): a condition that
 # is not met in time fails the test after printing what the worker did
-# (rollback.migrations, rollback.audit_log, rollback.check_runs, the end of the
-# server log). No test asserts how long anything took.
+# (common.sh's diagnose: rollback.migrations, rollback.audit_log,
+# rollback.check_runs, status(), the end of the server log; and the workers'
+# pg_stat_activity). No test asserts how long anything took.
 
 E2E_WAIT=${E2E_WAIT:-60}
 
-# dump_state: what a failed wait prints, to stderr. Each query may fail (the
-# server may be down): it says so and goes on.
-dump_state() {
+# worker_activity: what the rollback processes do (pg_stat_activity), to
+# stderr.
+worker_activity() {
 	{
-		echo "---- rollback.migrations of $E2E_DB"
-		psql -X -P pager=off -d "$E2E_DB" -c \
-			"SELECT m.id, m.version, m.kind, m.status, m.checked_at IS NOT NULL AS checked, m.held_at IS NOT NULL AS held
-			   FROM rollback.migration m ORDER BY m.id" || echo "(could not read)"
-		echo "---- rollback.audit_log"
-		psql -X -P pager=off -d "$E2E_DB" -c \
-			"SELECT a.id, a.action, m.version, a.reason, a.detail
-			   FROM rollback.audit_log a LEFT JOIN rollback.migration m ON m.id = a.migration_id ORDER BY a.id" ||
-			echo "(could not read)"
-		echo "---- rollback.check_runs"
-		psql -X -P pager=off -d "$E2E_DB" -c \
-			"SELECT r.batch, r.check_name, m.version, r.tag, r.status, r.severity, r.dry_run, r.detail
-			   FROM rollback.check_runs r LEFT JOIN rollback.migration m ON m.id = r.migration_id ORDER BY r.id" ||
-			echo "(could not read)"
-		echo "---- worker: rollback._worker_pid() and pg_stat_activity"
-		psql -X -P pager=off -d "$E2E_DB" -c "SELECT rollback._worker_pid() IS NOT NULL AS worker_running" \
-			-c "SELECT backend_type, datname, state, left(query, 80) AS query FROM pg_stat_activity
-				 WHERE backend_type LIKE 'rollback%'" || echo "(could not read)"
-		echo "---- end of the server log ($RB_LOG)"
-		tail -n 40 "$RB_LOG" 2>/dev/null || echo "(no log)"
+		echo "---- the rollback processes in pg_stat_activity"
+		psql -X -P pager=off -d "$E2E_DB" -c "SELECT rollback._worker_pid() IS NOT NULL AS worker_of_this_database" \
+			-c "SELECT backend_type, datname, state, wait_event_type, wait_event, left(query, 80) AS query
+				  FROM pg_stat_activity WHERE backend_type LIKE 'rollback%' ORDER BY datname" || echo "(could not read)"
 	} >&2
 }
 
-# wait_until WHAT SQL [SECONDS]: poll until the boolean query SQL returns true
-# in the test database (errors count as "not yet": the server may be
-# restarting). Fails, after dump_state, when it does not within SECONDS.
+# dump_state: what a failed assertion prints, to stderr: common.sh's diagnose
+# (rollback's tables, status(), the end of the server log), and
+# worker_activity.
+dump_state() {
+	diagnose
+	worker_activity
+}
+
+# wait_until WHAT CONDITION [SECONDS]: common.sh's wait_for (a bounded poll;
+# an error counts as "not yet", so it also waits through a server restart)
+# of the boolean SQL expression CONDITION, E2E_WAIT seconds by default; on a
+# timeout it shows diagnose (wait_for), then worker_activity, and fails.
 wait_until() {
-	local what=$1 query=$2 limit=${3:-$E2E_WAIT} i out
-	for ((i = 0; i < limit * 10; i++)); do
-		out=$(psql -X -q -A -t -d "$E2E_DB" -c "SELECT ($query)" 2>/dev/null) || out=
-		if [[ "$out" == t ]]; then
-			echo "ok: $what"
-			return 0
-		fi
-		sleep 0.1
-	done
-	echo "FAIL [$E2E_NAME] step $E2E_STEP: not within ${limit}s: $what" >&2
-	echo "(the query: $query)" >&2
-	dump_state
-	fail "$what: not within ${limit}s (state above)"
+	local what=$1 cond=$2 limit=${3:-$E2E_WAIT}
+	if ! (wait_for "$limit" "$what" "SELECT ($cond)"); then
+		worker_activity
+		fail "$what: not within ${limit}s"
+	fi
 }
 
 # wait_server: the server accepts connections to the test database again
@@ -137,11 +123,6 @@ expect_sql() {
 	got=$(sql -c "$2")
 	[[ "$got" == "$3" ]] || { dump_state; fail "$1: got '$got', expected '$3'"; }
 	echo "ok: $1"
-}
-
-# metric NAME: the value of an unlabelled sample of rollback.metrics().
-metric() {
-	sql -c "SELECT rollback.metrics()" | awk -v n="$1" '$1 == n { print $2 }'
 }
 
 # expect_metric NAME VALUE
