@@ -327,15 +327,19 @@ launcher_pass(bool rescan)
 	{
 		RbDbSlot   *s = &rb_shared->slots[i];
 
-		if (s->dboid == InvalidOid || s->pid != 0 || s->stopped)
+		if (s->dboid == InvalidOid || s->pid != 0)
 			continue;
-		if (rescan && !list_member_oid(dbs, s->dboid))
+		/*
+		 * The database is gone (dropped: its slot was stopped first).  A
+		 * start asked for since the scan read pg_database is kept: the
+		 * database may be newer than the scan.
+		 */
+		if (rescan && !list_member_oid(dbs, s->dboid) && !s->wanted)
 		{
-			/* the database is gone */
 			s->dboid = InvalidOid;
 			continue;
 		}
-		if (!s->wanted)
+		if (s->stopped || !s->wanted)
 			continue;
 		if (s->last_start != 0 &&
 			!TimestampDifferenceExceeds(s->last_start, now, RB_RESTART_DELAY_MS))
