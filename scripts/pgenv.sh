@@ -11,6 +11,10 @@
 #   RB_PORT     port (default 54329); the server listens on a unix socket only
 #   RB_PRELOAD  shared_preload_libraries (default 'rollback,pg_cron');
 #               e.g. RB_PRELOAD= to start a server before the extension builds
+#   RB_DESTDIR  install into this copy of the PostgreSQL tree instead of the
+#               system one (`make install DESTDIR=...`), and run the server and
+#               clients from it; it must hold a copy of /usr/lib/postgresql/15
+#               and /usr/share/postgresql/15 (default: empty, the system tree)
 #
 # The server runs as the `postgres` OS user when we are root (PostgreSQL
 # refuses to run as root); clients run as whoever we are.
@@ -22,8 +26,9 @@ RB_PRELOAD=${RB_PRELOAD-rollback,pg_cron}
 RB_PGDATA=$RB_TMP/pgdata
 RB_SOCK=$RB_TMP/sock
 RB_LOG=$RB_TMP/server.log
-RB_PGBIN=/usr/lib/postgresql/15/bin
-export RB_ROOT RB_TMP RB_PORT RB_PRELOAD RB_PGDATA RB_SOCK RB_LOG RB_PGBIN
+RB_DESTDIR=${RB_DESTDIR-}
+RB_PGBIN=$RB_DESTDIR/usr/lib/postgresql/15/bin
+export RB_ROOT RB_TMP RB_PORT RB_PRELOAD RB_PGDATA RB_SOCK RB_LOG RB_DESTDIR RB_PGBIN
 
 case ":$PATH:" in
 	*":$RB_PGBIN:"*) ;;
@@ -157,10 +162,13 @@ pg_ensure() {
 # (stopped again when the calling script exits).
 rb_setup() {
 	bash scripts/deps.sh
+	# The system's pg_config, also with RB_DESTDIR: the copy's would report
+	# paths inside the copy, which DESTDIR would then prefix a second time.
+	local pg_config=/usr/lib/postgresql/15/bin/pg_config
 	echo "== build"
-	make -j"$(nproc)"
-	echo "== install"
-	if ! make install; then
+	make -j"$(nproc)" PG_CONFIG="$pg_config"
+	echo "== install${RB_DESTDIR:+ into $RB_DESTDIR}"
+	if ! make install PG_CONFIG="$pg_config" ${RB_DESTDIR:+DESTDIR="$RB_DESTDIR"}; then
 		echo "make install failed (it writes into $(pg_config --pkglibdir 2>/dev/null || echo /usr/lib/postgresql/15/lib); run as root)" >&2
 		exit 1
 	fi
