@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
 # `make demo`: install what is missing, build, install, start a throwaway
-# server, walk through track / create_point / a bad job / as_of / diff /
-# restore in a fresh database rb_demo, printing each statement and its output,
+# server, and in a fresh database rb_demo, printing each statement and its
+# output:
+#   1-11  track / create_point / a bad job / as_of / diff / restore;
+#   12-17 the main job: a check on a column, a migration that breaks the data,
+#         and the background worker reverting it on its own, with the audit
+#         entries, the NOTIFY payload a LISTENing client received, the metrics,
+#         an empty rollback.status() and the data back;
 # then stop the server.
 #
-# Environment: RB_PORT, RB_TMP, RB_PRELOAD (see scripts/pgenv.sh).
+# Environment: RB_PORT, RB_TMP, RB_PRELOAD, RB_DESTDIR (see scripts/pgenv.sh).
+# The worker needs the library in shared_preload_libraries (the default).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -93,6 +99,141 @@ SELECT NOT EXISTS (TABLE public.orders EXCEPT ALL TABLE orders_as_they_were)
 \echo '==== 11. The recovery points'
 SELECT * FROM rollback.points;
 SQL
+
+# ---------------------------------------------------------------------------
+# The main job: a migration that breaks data is reverted by the background
+# worker, with no call from here.
+
+psql -X -v ON_ERROR_STOP=1 -e -d rb_demo <<'SQL'
+\echo
+\echo '==== 12. A check: no migration may leave a NULL in orders.status where there was none'
+\echo '         (it compares each row the migration wrote with the migration''s recovery point)'
+SELECT rollback.check_no_new_nulls('public.orders', 'status');
+SELECT name, applies_to, severity, sql FROM rollback.checks;
+
+\echo
+\echo '==== The worker of this database (started by CREATE EXTENSION)'
+SELECT rollback._worker_pid() IS NOT NULL AS worker_running;
+SQL
+
+echo
+echo "==== 13. A client LISTENs on channel rollback_events (started before the migration)"
+listen_out=$RB_TMP/demo_listen.out
+rm -f "$listen_out"
+# perl DBD::Pg (installed by scripts/deps.sh) connects like psql, through the
+# PG* variables of scripts/pgenv.sh, and prints each payload it receives until
+# the 'reverted' event comes (or 60 s pass).
+perl -MDBI -MIO::Select -MJSON::PP -e '
+	$| = 1;
+	my $dbh = DBI->connect("dbi:Pg:dbname=rb_demo", undef, undef, {RaiseError => 1, AutoCommit => 1});
+	$dbh->do("LISTEN rollback_events");
+	print "listening\n";
+	my $json = JSON::PP->new->canonical->pretty;
+	my $sel = IO::Select->new($dbh->{pg_socket});
+	my $end = time + 60;
+	my $done = 0;
+	while (!$done && time < $end) {
+		$sel->can_read($end - time);
+		while (my $n = $dbh->pg_notifies) {
+			my $p = decode_json($n->[2]);
+			print "NOTIFY $n->[0]:\n", $json->encode($p);
+			$done = 1 if $p->{event} eq "reverted";
+		}
+	}
+' >"$listen_out" 2>&1 &
+listen_pid=$!
+for _ in $(seq 1 100); do
+	grep -q '^listening' "$listen_out" 2>/dev/null && break
+	sleep 0.1
+done
+if ! grep -q '^listening' "$listen_out"; then
+	echo "demo: the listener did not start:" >&2
+	cat "$listen_out" >&2
+	exit 1
+fi
+echo "listening (pid $listen_pid)"
+
+before=$(psql -X -A -t -v ON_ERROR_STOP=1 -d rb_demo \
+	-c "SELECT md5(string_agg(o::text, ',' ORDER BY o.id)) FROM public.orders o")
+
+psql -X -v ON_ERROR_STOP=1 -e -d rb_demo <<'SQL'
+\echo
+\echo '==== 14. A migration that breaks the data: status becomes optional, and the pending orders lose it'
+\echo '         (what a migration tool runs; a transaction with DDL on a tracked schema is tracked'
+\echo '         as a migration by itself too)'
+SELECT rollback.begin_migration('V2', 'make status optional');
+BEGIN;
+ALTER TABLE public.orders ALTER COLUMN status DROP NOT NULL;
+UPDATE public.orders SET status = NULL WHERE status = 'pending';
+SELECT * FROM public.orders WHERE status IS NULL ORDER BY id;
+COMMIT;
+SELECT rollback.end_migration();
+SQL
+
+echo
+echo "==== 15. Waiting for the worker (nothing else is called; at most 30 s)"
+status=
+for i in $(seq 1 60); do
+	status=$(psql -X -A -t -v ON_ERROR_STOP=1 -d rb_demo \
+		-c "SELECT status FROM rollback.migration WHERE version = 'V2'")
+	echo "poll $i: migration V2 is $status"
+	[[ $status == reverted || $status == revert_failed ]] && break
+	sleep 0.5
+done
+if [[ $status != reverted ]]; then
+	echo "demo: the worker did not revert V2 (status: $status); end of $RB_LOG:" >&2
+	tail -n 30 "$RB_LOG" >&2
+	kill "$listen_pid" 2>/dev/null || true
+	exit 1
+fi
+wait "$listen_pid" || true
+
+psql -X -P null='(null)' -v ON_ERROR_STOP=1 -e -d rb_demo <<'SQL'
+\echo
+\echo '==== 16. What happened'
+SELECT id, version, kind, status, point FROM rollback.migrations ORDER BY id;
+SELECT check_name, status, detail FROM rollback.check_runs ORDER BY id;
+SELECT f.value AS failing_row
+  FROM rollback.check_runs r, jsonb_array_elements(r.failing_rows) f ORDER BY r.id;
+SELECT id, actor, action, reason, jsonb_pretty(detail) AS detail
+  FROM rollback.audit_log ORDER BY id;
+SELECT * FROM rollback.verify_audit_log();
+SQL
+
+echo
+echo "==== The NOTIFY payloads the LISTENing client received"
+cat "$listen_out"
+
+echo
+echo "==== The worker's log lines"
+grep -E 'rollback(:| worker)' "$RB_LOG" | sed -E 's/^[0-9-]+ [0-9:.]+ [A-Z]+ \[[0-9]+\] //'
+
+echo
+echo "==== Metrics (rollback.metrics(), Prometheus text format; the lines about the revert)"
+psql -X -A -t -v ON_ERROR_STOP=1 -d rb_demo -c "SELECT rollback.metrics()" |
+	grep -E '^(rollback_reverts_total|rollback_revert_duration_seconds_count|rollback_last_revert_timestamp_seconds|rollback_checks_total)'
+
+psql -X -v ON_ERROR_STOP=1 -e -d rb_demo <<'SQL'
+\echo
+\echo '==== 17. Nothing needs a person: rollback.status() is empty'
+SELECT * FROM rollback.status();
+
+\echo
+\echo '==== The data and the schema are back'
+SELECT * FROM public.orders ORDER BY id;
+SELECT attname, attnotnull FROM pg_attribute
+ WHERE attrelid = 'public.orders'::regclass AND attname = 'status';
+SQL
+
+after=$(psql -X -A -t -v ON_ERROR_STOP=1 -d rb_demo \
+	-c "SELECT md5(string_agg(o::text, ',' ORDER BY o.id)) FROM public.orders o")
+echo
+if [[ "$before" == "$after" ]]; then
+	echo "orders after the revert = orders before the migration (md5 $after)"
+else
+	echo "demo: orders differ from before the migration ($before, now $after)" >&2
+	exit 1
+fi
 
 echo
 echo "demo: done"
