@@ -9,6 +9,8 @@
  * that allows connections, at its start and for every database created
  * later (it looks at pg_database every minute), and again on request (the
  * extension's install script calls rollback._start_worker()).  A worker
+ * that could not be started (no free background worker slot) is tried
+ * again at the next look at pg_database.  A worker
  * whose database lacks the extension says so in its slot and exits; it is
  * started again only on request (at the commit of the transaction that
  * asked, so that it sees the extension).  A worker that exits otherwise
@@ -88,6 +90,7 @@ typedef struct RbDbSlot
 	bool		stopped;		/* stopped for DROP/CREATE DATABASE */
 	TimestampTz stopped_at;
 	bool		wanted;			/* start requested */
+	bool		start_failed;	/* no free worker slot at the last start */
 	TimestampTz last_start;		/* when the launcher last started it */
 	/* a run_checks() request */
 	bool		req_pending;
@@ -322,6 +325,12 @@ launcher_pass(bool rescan)
 			rb_shared->slots[i].stopped = false;
 			rb_shared->slots[i].wanted = true;
 		}
+		else if (rb_shared->slots[i].start_failed && rb_shared->slots[i].pid == 0)
+		{
+			/* there was no free worker slot: try again */
+			rb_shared->slots[i].start_failed = false;
+			rb_shared->slots[i].wanted = true;
+		}
 	}
 	for (i = 0; i < rb_shared->nslots; i++)
 	{
@@ -357,7 +366,18 @@ launcher_pass(bool rescan)
 	SpinLockRelease(&rb_shared->mutex);
 
 	foreach(lc, to_start)
-		(void) start_worker(lfirst_oid(lc));
+	{
+		Oid			dboid = lfirst_oid(lc);
+
+		if (start_worker(dboid))
+			continue;
+		/* no free slot: try again at the next look at pg_database */
+		SpinLockAcquire(&rb_shared->mutex);
+		i = slot_for(dboid, false);
+		if (i >= 0)
+			rb_shared->slots[i].start_failed = true;
+		SpinLockRelease(&rb_shared->mutex);
+	}
 	return wait;
 }
 
