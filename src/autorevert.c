@@ -80,18 +80,18 @@ event_detail(const char *check, const char *trigger, const char *more)
 	return buf.data;
 }
 
-/* how long the worker's own bookkeeping waits for a lock (see begin) */
+/* how long the worker's own bookkeeping waits for a lock (see begin_xact) */
 #define RB_BOOKKEEPING_LOCK_TIMEOUT "500ms"
 
 /*
- * begin_xact: start a transaction and connect to SPI as the extension
- * owner; with bounded, lock waits end after RB_BOOKKEEPING_LOCK_TIMEOUT
- * (an error: the step is done again by a later pass).  The worker's
- * bookkeeping is bounded: queued behind a session's lock (a revert holds
- * its migration's row), the worker would queue every later session behind
- * itself; and a pass that meets DROP EXTENSION halfway would deadlock with
- * it.  Below deadlock_timeout's default, so that the worker gives way
- * first.  The revert has a bound of its own (rollback.revert_lock_timeout).
+ * begin_xact: start a transaction, lock the extension (see
+ * rb_lock_extension) and connect to SPI as the extension owner; with
+ * bounded, lock waits end after RB_BOOKKEEPING_LOCK_TIMEOUT (an error: the
+ * step is done again by a later pass).  The worker's bookkeeping is
+ * bounded: queued behind a session's lock (a revert holds its migration's
+ * row), the worker would queue every later session behind itself.  Below
+ * deadlock_timeout's default, so that the worker gives way first.  The
+ * revert has a bound of its own (rollback.revert_lock_timeout).
  */
 static void
 begin_xact(const char *what, RbOwnerSave *save, bool bounded)
@@ -101,8 +101,9 @@ begin_xact(const char *what, RbOwnerSave *save, bool bounded)
 	if (bounded)
 		(void) set_config_option("lock_timeout", RB_BOOKKEEPING_LOCK_TIMEOUT, PGC_SUSET,
 								 PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0, false);
-	PushActiveSnapshot(GetTransactionSnapshot());
 	pgstat_report_activity(STATE_RUNNING, what);
+	rb_lock_extension();
+	PushActiveSnapshot(GetTransactionSnapshot());
 	rb_spi_connect_as_owner(save);
 }
 

@@ -343,6 +343,7 @@ run_once(const RbCheck *c, MemoryContext cxt, const char **status, char **detail
 		int			rc;
 		uint64		max = rollback_max_failing_rows;
 
+		rb_lock_extension();
 		if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(c->owner)))
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_OBJECT),

@@ -94,6 +94,7 @@ typedef struct RbRelInfo
 
 /* util.c */
 extern Oid	rb_extension_oid(void);
+extern void rb_lock_extension(void);
 extern Oid	rb_extension_owner(void);
 extern Oid	rb_store_namespace(void);
 /* What rb_become_owner saves, for rb_restore_user. */

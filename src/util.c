@@ -26,6 +26,7 @@
 #include "commands/extension.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
+#include "storage/lmgr.h"
 #include "storage/proc.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
@@ -62,6 +63,26 @@ rb_extension_oid(void)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("extension \"rollback\" is not installed in this database")));
 	return extoid;
+}
+
+/*
+ * rb_lock_extension: the background worker's transactions take a share
+ * lock on the extension object before they touch any of its tables.  DROP
+ * EXTENSION takes that lock (exclusive) before it locks the extension's
+ * tables, so it and the worker wait for each other in one order and never
+ * deadlock on the tables.  An error if the extension was dropped while
+ * this waited.
+ */
+void
+rb_lock_extension(void)
+{
+	Oid			extoid = rb_extension_oid();
+
+	LockDatabaseObject(ExtensionRelationId, extoid, 0, AccessShareLock);
+	if (get_extension_oid("rollback", true) != extoid)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("extension \"rollback\" was dropped")));
 }
 
 /*
