@@ -307,6 +307,22 @@ launcher_pass(bool rescan)
 	int			i;
 
 	SpinLockAcquire(&rb_shared->mutex);
+	if (rescan)
+	{
+		/* free the slots of the databases that are gone (dropped: stopped) */
+		for (i = 0; i < rb_shared->nslots; i++)
+		{
+			RbDbSlot   *s = &rb_shared->slots[i];
+
+			/*
+			 * A start asked for since the scan read pg_database is kept:
+			 * the database may be newer than the scan.
+			 */
+			if (s->dboid != InvalidOid && s->pid == 0 && !s->wanted &&
+				!list_member_oid(dbs, s->dboid))
+				s->dboid = InvalidOid;
+		}
+	}
 	foreach(lc, dbs)
 	{
 		Oid			dboid = lfirst_oid(lc);
@@ -338,16 +354,6 @@ launcher_pass(bool rescan)
 
 		if (s->dboid == InvalidOid || s->pid != 0)
 			continue;
-		/*
-		 * The database is gone (dropped: its slot was stopped first).  A
-		 * start asked for since the scan read pg_database is kept: the
-		 * database may be newer than the scan.
-		 */
-		if (rescan && !list_member_oid(dbs, s->dboid) && !s->wanted)
-		{
-			s->dboid = InvalidOid;
-			continue;
-		}
 		if (s->stopped || !s->wanted)
 			continue;
 		if (s->last_start != 0 &&
@@ -786,6 +792,23 @@ request_start(XactEvent event, void *arg)
 	start_at_commit = false;
 	SpinLockAcquire(&rb_shared->mutex);
 	i = slot_for(MyDatabaseId, true);
+	if (i < 0)
+	{
+		/*
+		 * Every slot is taken: take one of a database found without the
+		 * extension (it is looked at again when the launcher next needs to).
+		 */
+		for (i = 0; i < rb_shared->nslots; i++)
+			if (rb_shared->slots[i].pid == 0 && rb_shared->slots[i].no_extension)
+				break;
+		if (i < rb_shared->nslots)
+		{
+			memset(&rb_shared->slots[i], 0, sizeof(RbDbSlot));
+			rb_shared->slots[i].dboid = MyDatabaseId;
+		}
+		else
+			i = -1;
+	}
 	if (i >= 0)
 	{
 		RbDbSlot   *s = &rb_shared->slots[i];

@@ -52,8 +52,14 @@ pages=$(sql -c "SELECT pg_relation_size('public.filler') / current_setting('bloc
 echo "filler: $pages pages"
 [[ $pages -ge 200 ]] || fail "the filler table has $pages pages, fewer than the workers asked for"
 
-step "the parallel query takes every free background worker slot"
-PGAPPNAME=rb_filler psql -X -q -v ON_ERROR_STOP=1 -d "$E2E_DB" -v flag="$flag" >"$E2E_DIR/filler.out" 2>&1 <<'SQL' &
+dboid=$(sql -c "SELECT oid FROM pg_database WHERE datname = current_database()")
+
+# start_filler: the parallel query, in the background; returns once its
+# leader waits in hold_until, which it does only after registering all its
+# workers.
+start_filler() {
+	rm -f "$flag"
+	PGAPPNAME=rb_filler psql -X -q -v ON_ERROR_STOP=1 -d "$E2E_DB" -v flag="$flag" >"$E2E_DIR/filler.out" 2>&1 <<'SQL' &
 SET max_parallel_workers = 200;
 SET max_parallel_workers_per_gather = 200;
 SET parallel_setup_cost = 0;
@@ -61,40 +67,65 @@ SET parallel_tuple_cost = 0;
 SET min_parallel_table_scan_size = 0;
 SELECT count(*) AS rows_seen FROM public.filler WHERE public.hold_until(:'flag');
 SQL
-filler_pid=$!
-# The leader waits in hold_until only once it has registered all its workers.
-for i in $(seq 1 300); do
-	state=$(sql -c "SELECT wait_event FROM pg_stat_activity WHERE application_name = 'rb_filler' AND backend_type = 'client backend'")
-	[[ $state == PgSleep ]] && break
-	kill -0 "$filler_pid" 2>/dev/null || { cat "$E2E_DIR/filler.out" >&2; fail "the filler query ended early"; }
-	sleep 0.1
-done
-[[ $state == PgSleep ]] || fail "the filler query did not start waiting (wait_event: ${state:-none})"
-workers=$(sql -c "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'parallel worker'")
-echo "parallel workers holding slots: $workers"
-[[ $workers -gt 0 ]] || fail "the filler query got no parallel worker"
+	filler_pid=$!
+	local state= i
+	for i in $(seq 1 300); do
+		state=$(sql -c "SELECT wait_event FROM pg_stat_activity WHERE application_name = 'rb_filler' AND backend_type = 'client backend'")
+		[[ $state == PgSleep ]] && break
+		kill -0 "$filler_pid" 2>/dev/null || { cat "$E2E_DIR/filler.out" >&2; fail "the filler query ended early"; }
+		sleep 0.1
+	done
+	[[ $state == PgSleep ]] || fail "the filler query did not start waiting (wait_event: ${state:-none})"
+	echo "parallel workers holding slots: $(sql -c "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'parallel worker'")"
+}
 
-step "CREATE EXTENSION: the launcher cannot start the worker"
-dboid=$(sql -c "SELECT oid FROM pg_database WHERE datname = current_database()")
-log_from=$(wc -l <"$RB_LOG")
-sql -c 'CREATE EXTENSION rollback'
-for i in $(seq 1 300); do
-	tail -n +"$((log_from + 1))" "$RB_LOG" | grep -q "could not start the rollback worker for database $dboid" && break
-	sleep 0.1
+stop_filler() {
+	touch "$flag"
+	wait "$filler_pid" || { cat "$E2E_DIR/filler.out" >&2; fail "the filler query failed"; }
+	filler_pid=
+	cat "$E2E_DIR/filler.out"
+}
+
+# Another database's worker may exit (or a worker the launcher starts for a
+# database without the extension may) while the filler starts, leaving a
+# slot free: then the worker starts at once, and the attempt is made again.
+done_setup=
+for attempt in 1 2 3; do
+	step "attempt $attempt: the parallel query takes every free background worker slot"
+	start_filler
+
+	step "attempt $attempt: CREATE EXTENSION; the launcher cannot start the worker"
+	log_from=$(wc -l <"$RB_LOG")
+	sql -c 'CREATE EXTENSION rollback'
+	pid=
+	for i in $(seq 1 100); do
+		tail -n +"$((log_from + 1))" "$RB_LOG" | grep -q "could not start the rollback worker for database $dboid" && break
+		pid=$(sql -c "SELECT rollback._worker_pid()")
+		[[ -z $pid ]] || break
+		sleep 0.1
+	done
+	if [[ -z $pid ]] && tail -n +"$((log_from + 1))" "$RB_LOG" | grep "could not start the rollback worker for database $dboid"; then
+		pid=$(sql -c "SELECT rollback._worker_pid()")
+		[[ -z $pid ]] || fail "the worker runs (pid $pid) although it could not be started"
+		done_setup=1
+		break
+	fi
+	echo "a slot was free after all (worker ${pid:-not seen}): again"
+	stop_filler
+	sql -c 'DROP EXTENSION rollback CASCADE'
+	for i in $(seq 1 300); do
+		n=$(sql -c "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'rollback worker' AND datname = current_database()")
+		[[ $n -eq 0 ]] && break
+		sleep 0.1
+	done
 done
-tail -n +"$((log_from + 1))" "$RB_LOG" | grep "could not start the rollback worker for database $dboid" ||
-	fail "the server log does not say that the worker of database $dboid could not start (a slot was free?)"
-pid=$(sql -c "SELECT rollback._worker_pid()")
-[[ -z $pid ]] || fail "the worker runs (pid $pid) although no slot was free"
+[[ -n $done_setup ]] || fail "no attempt found every worker slot taken"
 status=$(sql -c "SELECT string_agg(kind, ',') FROM rollback.status()")
 [[ $status == *worker_not_running* ]] || fail "rollback.status() does not say worker_not_running: $status"
 echo "ok: no worker; rollback.status() says worker_not_running"
 
 step "the parallel query ends: the slots are free again"
-touch "$flag"
-wait "$filler_pid" || { cat "$E2E_DIR/filler.out" >&2; fail "the filler query failed"; }
-filler_pid=
-cat "$E2E_DIR/filler.out"
+stop_filler
 
 step "the launcher starts the worker at its next look at pg_database (bounded wait: 150 s)"
 for i in $(seq 1 300); do
