@@ -104,16 +104,27 @@ SQL
 # The main job: a migration that breaks data is reverted by the background
 # worker, with no call from here.
 
+# The database's worker was started by CREATE EXTENSION (step 2).
+worker=
+for _ in $(seq 1 60); do
+	worker=$(psql -X -A -t -v ON_ERROR_STOP=1 -d rb_demo -c "SELECT rollback._worker_pid()")
+	[[ -n $worker ]] && break
+	sleep 0.5
+done
+if [[ -z $worker ]]; then
+	echo "demo: no rollback worker runs for rb_demo; end of $RB_LOG:" >&2
+	tail -n 30 "$RB_LOG" >&2
+	exit 1
+fi
+echo
+echo "==== The background worker of rb_demo runs (pid $worker)"
+
 psql -X -v ON_ERROR_STOP=1 -e -d rb_demo <<'SQL'
 \echo
 \echo '==== 12. A check: no migration may leave a NULL in orders.status where there was none'
 \echo '         (it compares each row the migration wrote with the migration''s recovery point)'
 SELECT rollback.check_no_new_nulls('public.orders', 'status');
 SELECT name, applies_to, severity, sql FROM rollback.checks;
-
-\echo
-\echo '==== The worker of this database (started by CREATE EXTENSION)'
-SELECT rollback._worker_pid() IS NOT NULL AS worker_running;
 SQL
 
 echo
