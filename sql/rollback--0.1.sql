@@ -314,8 +314,7 @@ CREATE TABLE rollback.migration (
 	irreversible pg_catalog.text,
 	held_at		pg_catalog.timestamptz,
 	held_by		pg_catalog.name,
-	checked_at	pg_catalog.timestamptz,
-	auto_attempts pg_catalog.int4 NOT NULL DEFAULT 0
+	checked_at	pg_catalog.timestamptz
 );
 CREATE INDEX migration_version_idx ON rollback.migration (version);
 COMMENT ON TABLE rollback.migration IS 'Tracked migrations and reverts';

@@ -7,7 +7,7 @@
 SET client_min_messages = warning;
 -- the engine's contract: DDL here is not a migration
 SET rollback.auto_track_migrations = off;
-SELECT plan(179);
+SELECT plan(178);
 
 -- schemas, tables, views
 SELECT has_schema('rollback');
@@ -159,7 +159,6 @@ SELECT has_trigger('rollback', 'audit_log', 'audit_log_no_truncate', 'TRUNCATE i
 SELECT has_column('rollback', 'migration', 'held_at', 'migration.held_at');
 SELECT has_column('rollback', 'migration', 'held_by', 'migration.held_by');
 SELECT has_column('rollback', 'migration', 'checked_at', 'migration.checked_at');
-SELECT has_column('rollback', 'migration', 'auto_attempts', 'migration.auto_attempts');
 
 SELECT function_returns('rollback', 'add_check',
 	ARRAY['text', 'text', 'text', 'text', 'interval', 'integer', 'interval', 'integer', 'boolean'], 'bigint');
