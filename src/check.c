@@ -31,7 +31,7 @@
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
-#include "parser/parser.h"
+#include "tcop/tcopprot.h"
 #include "pgstat.h"
 #include "storage/latch.h"
 #include "utils/builtins.h"
@@ -103,7 +103,7 @@ static void
 validate_sql(const char *name, const char *sql)
 {
 	int			rc;
-	List	   *parsed = raw_parser(sql, RAW_PARSE_DEFAULT);
+	List	   *parsed = pg_parse_query(sql);
 
 	if (list_length(parsed) != 1 ||
 		!IsA(linitial_node(RawStmt, parsed)->stmt, SelectStmt))
