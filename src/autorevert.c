@@ -763,7 +763,7 @@ rb_act_on_failure(int64 id, const char *failed_check, const char *trigger)
  * rb_maybe_purge: once an hour, drop the points older than
  * rollback.retention that no live migration needs (one not yet reverted
  * and still inside rollback.revert_window, or failed and waiting for a
- * person).
+ * person), and the check results older than that.
  */
 void
 rb_maybe_purge(void)
@@ -777,6 +777,7 @@ rb_maybe_purge(void)
 		Datum		values[2];
 		List	   *ids;
 		ListCell   *lc;
+		int			nruns = 0;
 
 		values[0] = Int32GetDatum(rollback_retention);
 		values[1] = Int32GetDatum(rollback_revert_window);
@@ -797,20 +798,26 @@ rb_maybe_purge(void)
 						" ORDER BY p.id",
 						2, argtypes, values, NULL, false, SPI_OK_SELECT);
 			ids = rb_spi_int8_list(1, cxt);
+			/* check results too (rollback.check_totals keeps the counts) */
+			nruns = rb_spi_exec("DELETE FROM rollback.check_runs"
+								" WHERE finished_at < pg_catalog.now() - pg_catalog.make_interval(secs => $1)",
+								2, argtypes, values, NULL, false, SPI_OK_DELETE);
 		}
 		rb_spi_finish_as_owner(&save);
 		foreach(lc, ids)
 			rb_drop_point_by_id(*(int64 *) lfirst(lc));
-		if (ids != NIL)
+		if (ids != NIL || nruns > 0)
 		{
 			rb_spi_connect_as_owner(&save);
 			rb_audit("purge", "rollback worker", 0,
-					 "points older than rollback.retention",
-					 psprintf("{\"points_dropped\": %d}", list_length(ids)));
+					 "points and check results older than rollback.retention",
+					 psprintf("{\"points_dropped\": %d, \"check_results_dropped\": %d}",
+							  list_length(ids), nruns));
 			rb_spi_finish_as_owner(&save);
 			ereport(LOG,
-					(errmsg("rollback: purged %d point%s older than rollback.retention",
-							list_length(ids), list_length(ids) == 1 ? "" : "s")));
+					(errmsg("rollback: purged %d point%s and %d check result%s older than rollback.retention",
+							list_length(ids), list_length(ids) == 1 ? "" : "s",
+							nruns, nruns == 1 ? "" : "s")));
 		}
 		PopActiveSnapshot();
 		CommitTransactionCommand();

@@ -547,7 +547,6 @@ rollback_purge(PG_FUNCTION_ARGS)
 	List	   *ids = NIL;
 	ListCell   *lc;
 	MemoryContext oldcxt = CurrentMemoryContext;
-	uint64		i;
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
@@ -566,18 +565,7 @@ rollback_purge(PG_FUNCTION_ARGS)
 	rb_spi_exec("SELECT id FROM rollback.point"
 				" WHERE created_at < pg_catalog.now() - $1 ORDER BY id",
 				1, argtypes, values, NULL, true, SPI_OK_SELECT);
-	for (i = 0; i < SPI_processed; i++)
-	{
-		bool		isnull;
-		int64		id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i],
-													 SPI_tuptable->tupdesc, 1, &isnull));
-		MemoryContext spicxt = MemoryContextSwitchTo(oldcxt);
-		int64	   *p = palloc(sizeof(int64));
-
-		*p = id;
-		ids = lappend(ids, p);
-		MemoryContextSwitchTo(spicxt);
-	}
+	ids = rb_spi_int8_list(1, oldcxt);
 	rb_spi_finish_as_owner(&save);
 
 	foreach(lc, ids)

@@ -79,7 +79,6 @@ PG_FUNCTION_INFO_V1(rollback_start_worker);
 
 /* settings */
 int			rollback_naptime = 10;
-bool		rollback_worker_enabled = true;
 
 typedef struct RbDbSlot
 {
