@@ -17,6 +17,10 @@
 #  5. A failing warning-severity check never acts.
 #  6. rollback.auto_revert = off (ALTER SYSTEM, reload): 'failed' and an
 #     alert, not reverted.
+#  7. A revert that cannot get a table's lock within
+#     rollback.revert_lock_timeout: tried once more at the next pass, which
+#     succeeds once the lock is released; 'revert_failed' when the second
+#     attempt times out too.
 #
 # Migrations are plain SQL between rollback.begin_migration() and
 # rollback.end_migration(); each section's checks apply only to its own
@@ -40,6 +44,14 @@ reset_auto_revert() {
 	fi
 }
 on_exit reset_auto_revert
+LOCK_TIMEOUT_SET=0
+reset_lock_timeout() {
+	if [[ $LOCK_TIMEOUT_SET -eq 1 ]]; then
+		psql -X -q -d postgres -c 'ALTER SYSTEM RESET rollback.revert_lock_timeout' \
+			-c 'ALTER SYSTEM RESET rollback.max_auto_reverts' -c 'SELECT pg_reload_conf()' >/dev/null 2>&1 || true
+	fi
+}
+on_exit reset_lock_timeout
 
 # fingerprint: the rows of public.customers, as one hash.
 fingerprint() {
@@ -303,12 +315,87 @@ revert_by_hand off1
 expect_status_kinds ""
 
 # ---------------------------------------------------------------------------
+step "7. a revert that waits for a lock: rollback.revert_lock_timeout = 3s"
+# cb5, hold1 and lock1 would be three automatic reverts within the hour: the
+# breaker would stop lock2's (section 1 tests it); raise the limit here.
+LOCK_TIMEOUT_SET=1
+sql -c "ALTER SYSTEM SET rollback.revert_lock_timeout = '3s'" -c "ALTER SYSTEM SET rollback.max_auto_reverts = 10" \
+	-c "SELECT pg_reload_conf()" >/dev/null
+wait_until "rollback.revert_lock_timeout is 3s" "current_setting('rollback.revert_lock_timeout') = '3s'"
+worker_barrier
+worker_barrier
+sql -c "SELECT rollback.check_no_new_nulls('public.customers', 'email', applies_to => 'lock*', name => 'lock_nulls')"
+
+# lock_migration VERSION: a bad migration left failed (applied while paused:
+# its UPDATE could not run under the blocker's lock).
+lock_migration() {
+	sql -c "SELECT rollback.pause('e2e: $1')" >/dev/null
+	migrate "$1" "UPDATE public.customers SET email = NULL WHERE id BETWEEN 50 AND 59"
+	wait_handled "$1"
+	expect_status "$1" failed
+	sql -c "SELECT rollback.resume()" >/dev/null
+}
+
+# blocker_start / blocker_stop: a session holding SHARE on public.customers
+# (readers and the checks pass; the revert's row changes wait).
+blocker_start() {
+	mkfifo "$E2E_DIR/lock.fifo"
+	psql -X -q -v ON_ERROR_STOP=1 -d "$E2E_DB" <"$E2E_DIR/lock.fifo" >"$E2E_DIR/lock.out" 2>&1 &
+	BLOCKER=$!
+	exec 4>"$E2E_DIR/lock.fifo"
+	echo "BEGIN; LOCK TABLE public.customers IN SHARE MODE;" >&4
+	wait_until "the blocker holds its lock" \
+		"EXISTS (SELECT 1 FROM pg_locks WHERE relation = 'public.customers'::regclass AND mode = 'ShareLock' AND granted)"
+}
+blocker_stop() {
+	echo "COMMIT;" >&4
+	exec 4>&-
+	wait "$BLOCKER" || { cat "$E2E_DIR/lock.out" >&2; fail "the blocking session failed"; }
+	rm -f "$E2E_DIR/lock.fifo"
+}
+
+step "7a. the first attempt times out, the lock is released during the second: reverted"
+lock_migration lock1
+blocker_start
+run_checks_fails lock1 lock_nulls
+# the first attempt gave up after 3 s; the second has started and waits
+wait_until "the revert of lock1 was started twice" \
+	"(SELECT count(*) FROM rollback.audit_log a JOIN rollback.migration m ON m.id = a.migration_id
+	  WHERE m.version = 'lock1' AND a.action = 'revert_started') = 2"
+blocker_stop
+wait_handled lock1
+expect_status lock1 reverted
+expect_audit lock1 "check_failed,revert_started,revert_started,revert"
+[[ "$(fingerprint)" == "$BEFORE" ]] || fail "after the revert of lock1, public.customers is not as before"
+echo "ok: public.customers is as before lock1"
+expect_status_kinds ""
+
+step "7b. both attempts time out: revert_failed, left to a person"
+lock_migration lock2
+blocker_start
+run_checks_fails lock2 lock_nulls
+wait_handled lock2
+blocker_stop
+expect_status lock2 revert_failed
+expect_audit lock2 "check_failed,revert_started,revert_started,revert_failed"
+expect_sql "the revert_failed entry says: lock timeout" \
+	"SELECT a.reason LIKE '%lock timeout%' FROM rollback.audit_log a JOIN rollback.migration m ON m.id = a.migration_id
+	  WHERE m.version = 'lock2' AND a.action = 'revert_failed'" t
+[[ "$(null_emails)" == 10 ]] || fail "lock2 should still be applied (10 rows without email), got $(null_emails)"
+expect_status_kinds "revert_failed:lock2"
+revert_by_hand lock2
+expect_status_kinds ""
+sql -c "ALTER SYSTEM RESET rollback.revert_lock_timeout" -c "ALTER SYSTEM RESET rollback.max_auto_reverts" \
+	-c "SELECT pg_reload_conf()" >/dev/null
+LOCK_TIMEOUT_SET=0
+
+# ---------------------------------------------------------------------------
 step "the end: audit log intact, metrics"
 show "SELECT a.id, a.action, m.version, a.reason FROM rollback.audit_log a
 	   LEFT JOIN rollback.migration m ON m.id = a.migration_id ORDER BY a.id"
 expect_audit_intact
-expect_metric 'rollback_reverts_total{trigger="check"}' 5
-expect_metric 'rollback_reverts_total{trigger="manual"}' 5
+expect_metric 'rollback_reverts_total{trigger="check"}' 6
+expect_metric 'rollback_reverts_total{trigger="manual"}' 6
 expect_metric rollback_circuit_open 0
 expect_metric rollback_paused 0
 expect_metric rollback_attention 0
