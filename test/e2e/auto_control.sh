@@ -21,6 +21,8 @@
 #     rollback.revert_lock_timeout: tried once more at the next pass, which
 #     succeeds once the lock is released; 'revert_failed' when the second
 #     attempt times out too.
+#  8. Retention: a point and check results older than rollback.retention
+#     are purged (made old by hand); the check counters do not go down.
 #
 # Migrations are plain SQL between rollback.begin_migration() and
 # rollback.end_migration(); each section's checks apply only to its own
@@ -388,6 +390,27 @@ expect_status_kinds ""
 sql -c "ALTER SYSTEM RESET rollback.revert_lock_timeout" -c "ALTER SYSTEM RESET rollback.max_auto_reverts" \
 	-c "SELECT pg_reload_conf()" >/dev/null
 LOCK_TIMEOUT_SET=0
+
+# ---------------------------------------------------------------------------
+step "8. retention: a point and check results older than rollback.retention are purged"
+sql -c "SELECT rollback.create_point('e2e_old_point')" >/dev/null
+# made old by hand (as superuser), then the hourly purge made due now
+sql -c "UPDATE rollback.point SET created_at = now() - interval '8 days' WHERE name = 'e2e_old_point'" \
+	-c "UPDATE rollback.check_runs SET finished_at = finished_at - interval '8 days' WHERE check_name = 'warn_nulls'" >/dev/null
+OLD_RUNS=$(sql -c "SELECT count(*) FROM rollback.check_runs WHERE check_name = 'warn_nulls'")
+[[ "$OLD_RUNS" -gt 0 ]] || fail "no check result of warn_nulls to purge"
+TOTALS=$(sql -c "SELECT sum(n) FROM rollback.check_totals")
+sql -c "UPDATE rollback.worker_state SET purged_at = NULL" >/dev/null
+worker_barrier
+wait_until "the worker purged" "EXISTS (SELECT 1 FROM rollback.audit_log WHERE action = 'purge')"
+expect_sql "the purge's figures" \
+	"SELECT detail->>'points_dropped' || ' ' || (detail->>'check_results_dropped')
+	   FROM rollback.audit_log WHERE action = 'purge'" "1 $OLD_RUNS"
+expect_sql "the old point is gone" "SELECT count(*) FROM rollback.point WHERE name = 'e2e_old_point'" 0
+expect_sql "warn_nulls's old results are gone" "SELECT count(*) FROM rollback.check_runs WHERE check_name = 'warn_nulls'" 0
+expect_sql "the points of the migrations are kept (they are recent)" \
+	"SELECT count(*) = count(p.id) FROM rollback.migration m LEFT JOIN rollback.point p ON p.id = m.point_id" t
+expect_sql "the check counters do not go down" "SELECT sum(n) FROM rollback.check_totals" "$TOTALS"
 
 # ---------------------------------------------------------------------------
 step "the end: audit log intact, metrics"
