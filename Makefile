@@ -11,6 +11,7 @@ OBJS = \
 	src/track.o \
 	src/timetravel.o \
 	src/restore.o \
+	src/heaprestore.o \
 	src/ddl.o \
 	src/migration.o \
 	src/journal.o \

@@ -48,8 +48,8 @@ static CommandId last_cid = InvalidCommandId;
 static Oid	last_relid = InvalidOid;
 static ItemPointerData last_tid;
 
-/* Rows per heap_multi_insert batch when a TRUNCATE is captured. */
-#define RB_TRUNCATE_BATCH	1000
+/* Images per heap_multi_insert batch when many rows are captured at once. */
+#define RB_IMAGE_BATCH		1000
 
 /*
  * form_image: build the store tuple for a base row: the point, the 64-bit
@@ -164,31 +164,118 @@ rollback_capture(PG_FUNCTION_ARGS)
 }
 
 /*
+ * A batch of images on their way into one table's store, written with
+ * heap_multi_insert as COPY does: one WAL record per page instead of one
+ * per row.  Used when many rows are captured at once: a TRUNCATE, and the
+ * rows a restore removes (heaprestore.c).
+ */
+struct RbImageBatch
+{
+	Relation	rel;			/* the base table */
+	RbRelInfo  *info;			/* its latest point, its store's layout */
+	Relation	store;
+	TupleDesc	sdesc;			/* a copy: slots need not pin it */
+	TupleTableSlot **slots;
+	int			nslots;
+	BulkInsertState bistate;
+	CommandId	cid;
+	Datum	   *values;			/* a base row, deformed */
+	bool	   *isnull;
+};
+
+/*
+ * rb_image_batch_begin: start a batch for a tracked table whose latest point
+ * is info->snap.  Opens the store; rb_image_batch_end closes it.
+ */
+RbImageBatch *
+rb_image_batch_begin(Relation rel, RbRelInfo *info)
+{
+	RbImageBatch *b = palloc0(sizeof(RbImageBatch));
+
+	b->rel = rel;
+	b->info = info;
+	b->store = table_open(info->store_relid, RowExclusiveLock);
+	b->sdesc = CreateTupleDescCopy(RelationGetDescr(b->store));
+	b->slots = palloc0(sizeof(TupleTableSlot *) * RB_IMAGE_BATCH);
+	b->bistate = GetBulkInsertState();
+	b->cid = GetCurrentCommandId(true);
+	b->values = palloc(sizeof(Datum) * RelationGetDescr(rel)->natts);
+	b->isnull = palloc(sizeof(bool) * RelationGetDescr(rel)->natts);
+	return b;
+}
+
+/*
+ * rb_image_batch_flush: write the images gathered so far into the store.
+ * Their values are copies (the tuples they came from may be gone), except
+ * that an out-of-line TOAST value is still a pointer into the base table's
+ * TOAST relation, which heap_multi_insert copies into the store's own: flush
+ * before a removal of those tuples commits.
+ */
+void
+rb_image_batch_flush(RbImageBatch *b)
+{
+	if (b->nslots > 0)
+		heap_multi_insert(b->store, b->slots, b->nslots, b->cid, 0, b->bistate);
+	b->nslots = 0;
+}
+
+/*
+ * rb_image_batch_add: add the image of a tuple of the base table, which the
+ * caller has found visible at the latest point.
+ */
+void
+rb_image_batch_add(RbImageBatch *b, HeapTuple tup)
+{
+	TupleDesc	desc = RelationGetDescr(b->rel);
+	TupleTableSlot *slot = b->slots[b->nslots];
+
+	if (slot == NULL)
+		slot = b->slots[b->nslots] = MakeSingleTupleTableSlot(b->sdesc, &TTSOpsHeapTuple);
+	ExecClearTuple(slot);
+	heap_deform_tuple(tup, desc, b->values, b->isnull);
+	form_image(b->info, desc, b->values, b->isnull, tup->t_data,
+			   RelationGetDescr(b->store), slot->tts_values, slot->tts_isnull);
+	ExecStoreVirtualTuple(slot);
+	/* the batch outlives the tuple's buffer pin: copy the values */
+	ExecMaterializeSlot(slot);
+	if (++b->nslots == RB_IMAGE_BATCH)
+		rb_image_batch_flush(b);
+}
+
+/* rb_image_batch_end: flush what is left and close the store. */
+void
+rb_image_batch_end(RbImageBatch *b)
+{
+	int			i;
+
+	rb_image_batch_flush(b);
+	FreeBulkInsertState(b->bistate);
+	for (i = 0; i < RB_IMAGE_BATCH && b->slots[i] != NULL; i++)
+		ExecDropSingleTupleTableSlot(b->slots[i]);
+	table_close(b->store, NoLock);
+	pfree(b->values);
+	pfree(b->isnull);
+	pfree(b->slots);
+	pfree(b);
+}
+
+/*
  * rollback_capture_truncate: BEFORE TRUNCATE statement trigger.  Copies
  * every row the TRUNCATE removes that the latest point can see, in
- * multi-insert batches as COPY does.  The table is locked ACCESS EXCLUSIVE
- * by the TRUNCATE, so a fresh snapshot sees exactly the rows it removes.
+ * multi-insert batches.  The table is locked ACCESS EXCLUSIVE by the
+ * TRUNCATE, so a fresh snapshot sees exactly the rows it removes.
  */
 Datum
 rollback_capture_truncate(PG_FUNCTION_ARGS)
 {
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
 	Relation	rel;
-	Relation	store;
 	RbRelInfo  *info;
+	RbImageBatch *batch;
 	TableScanDesc scan;
 	HeapTuple	tup;
 	Snapshot	snapshot;
-	TupleDesc	desc;
-	TupleDesc	sdesc;
-	TupleTableSlot **slots;
-	BulkInsertState bistate;
-	CommandId	cid;
-	Datum	   *values;
-	bool	   *isnull;
-	int			nslots = 0;
 	bool		use_lsn;
-	int			i;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) ||
 		!TRIGGER_FIRED_BY_TRUNCATE(trigdata->tg_event))
@@ -202,52 +289,22 @@ rollback_capture_truncate(PG_FUNCTION_ARGS)
 	if (!info->tracked || info->snap.point_id == 0)
 		return PointerGetDatum(NULL);
 
-	store = table_open(info->store_relid, RowExclusiveLock);
-	desc = RelationGetDescr(rel);
-	sdesc = RelationGetDescr(store);
-	values = palloc(sizeof(Datum) * desc->natts);
-	isnull = palloc(sizeof(bool) * desc->natts);
-	slots = palloc(sizeof(TupleTableSlot *) * RB_TRUNCATE_BATCH);
-	for (i = 0; i < RB_TRUNCATE_BATCH; i++)
-		slots[i] = MakeSingleTupleTableSlot(sdesc, table_slot_callbacks(store));
-	bistate = GetBulkInsertState();
-	cid = GetCurrentCommandId(true);
-
+	batch = rb_image_batch_begin(rel, info);
 	use_lsn = rb_lsn_usable(rel, &info->snap);
 	snapshot = RegisterSnapshot(GetLatestSnapshot());
 	scan = table_beginscan(rel, snapshot, 0, NULL);
 	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
 	{
-		TupleTableSlot *slot;
-
 		/* a page not written since the point holds only rows it saw */
 		if (!(use_lsn &&
 			  BufferGetLSNAtomic(((HeapScanDesc) scan)->rs_cbuf) <= info->snap.lsn) &&
 			!rb_tuple_visible(&info->snap, tup->t_data))
 			continue;
-		slot = slots[nslots];
-		ExecClearTuple(slot);
-		heap_deform_tuple(tup, desc, values, isnull);
-		form_image(info, desc, values, isnull, tup->t_data, sdesc,
-				   slot->tts_values, slot->tts_isnull);
-		ExecStoreVirtualTuple(slot);
-		/* the batch outlives the scan position: copy out of the buffer */
-		ExecMaterializeSlot(slot);
-		if (++nslots == RB_TRUNCATE_BATCH)
-		{
-			heap_multi_insert(store, slots, nslots, cid, 0, bistate);
-			nslots = 0;
-		}
+		rb_image_batch_add(batch, tup);
 	}
-	if (nslots > 0)
-		heap_multi_insert(store, slots, nslots, cid, 0, bistate);
 	table_endscan(scan);
 	UnregisterSnapshot(snapshot);
-
-	FreeBulkInsertState(bistate);
-	for (i = 0; i < RB_TRUNCATE_BATCH; i++)
-		ExecDropSingleTupleTableSlot(slots[i]);
-	table_close(store, NoLock);
+	rb_image_batch_end(batch);
 
 	return PointerGetDatum(NULL);
 }

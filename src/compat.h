@@ -148,4 +148,49 @@ rb_install_shmem_request(void (*fn) (void))
 }
 #endif
 
+/*
+ * Index entries for a tuple just inserted, as COPY FROM makes them: the
+ * result relation is an argument from 14 on (13 reads it from the EState),
+ * and 16 added onlySummarizing.  Returns the indexes whose check is
+ * deferred (none, for the callers, which refuse deferrable ones).
+ */
+#if PG_VERSION_NUM >= 160000
+#define rb_insert_index_tuples(rri, slot, estate) \
+	ExecInsertIndexTuples((rri), (slot), (estate), false, false, NULL, NIL, false)
+#elif PG_VERSION_NUM >= 140000
+#define rb_insert_index_tuples(rri, slot, estate) \
+	ExecInsertIndexTuples((rri), (slot), (estate), false, false, NULL, NIL)
+#else
+#define rb_insert_index_tuples(rri, slot, estate) \
+	((estate)->es_result_relation_info = (rri), \
+	 ExecInsertIndexTuples((slot), (estate), false, NULL, NIL))
+#endif
+
+/*
+ * Rebuild every index of a table (not its TOAST table's), checking unique
+ * and exclusion constraints as REINDEX does: the parameters became a struct
+ * in 14 and the statement an argument in 17.
+ */
+#include "catalog/index.h"
+#if PG_VERSION_NUM >= 170000
+static inline void
+rb_reindex_table(Oid relid)
+{
+	ReindexParams params = {0};
+
+	(void) reindex_relation(NULL, relid, REINDEX_REL_CHECK_CONSTRAINTS, &params);
+}
+#elif PG_VERSION_NUM >= 140000
+static inline void
+rb_reindex_table(Oid relid)
+{
+	ReindexParams params = {0};
+
+	(void) reindex_relation(relid, REINDEX_REL_CHECK_CONSTRAINTS, &params);
+}
+#else
+#define rb_reindex_table(relid) \
+	((void) reindex_relation((relid), REINDEX_REL_CHECK_CONSTRAINTS, 0))
+#endif
+
 #endif							/* ROLLBACK_COMPAT_H */

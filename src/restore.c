@@ -8,9 +8,11 @@
  *		2. take a point "before restore to k", so the restore can itself be
  *		   undone (the deletes below are captured under it);
  *		3. per table, delete the live rows k cannot see, then insert the
- *		   stored images k needs, with session_replication_role = replica so
- *		   that user triggers and foreign key checks stay out of the way of
- *		   a state that was consistent when k was taken;
+ *		   stored images k needs, at the heap level (heaprestore.c) or, when
+ *		   a trigger must see the rows, with SQL statements under
+ *		   session_replication_role = replica; either way user triggers and
+ *		   foreign key checks stay out of the way of a state that was
+ *		   consistent when k was taken;
  *		4. set the tables' sequences back to their values at k, with ALTER
  *		   SEQUENCE ... RESTART, which is transactional like the rest.
  *
@@ -71,10 +73,12 @@ insert_columns(Oid relid)
 
 /*
  * restore_table: restore one leaf table to point k.  Returns the rows
- * deleted and restored (counted only, with dry_run).  The statements run as
- * the table's owner (rb_become_table_owner); the images come through
- * rollback._images(), which reads the store for them.  The caller holds the
- * lock and is connected to SPI.
+ * deleted and restored (counted only, with dry_run).  At the heap level
+ * (heaprestore.c) where nothing attached to the table needs the executor;
+ * otherwise with SQL statements, whose images come through
+ * rollback._images().  Either runs as the table's owner
+ * (rb_become_table_owner).  The caller holds the lock and is connected to
+ * SPI.
  */
 static void
 restore_table(Oid relid, const char *pointname, const RbSnapshot *snap,
@@ -95,26 +99,31 @@ restore_table(Oid relid, const char *pointname, const RbSnapshot *snap,
 				 errmsg("cannot restore table \"%s\" under FORCE ROW LEVEL SECURITY",
 						RelationGetRelationName(rel)),
 				 errhint("Run ALTER TABLE ... NO FORCE ROW LEVEL SECURITY for the restore.")));
+	if (!dry_run && rb_heap_restore_usable(rel))
+	{
+		rb_become_table_owner(relid, &save);
+		rb_heap_restore(rel, snap, deleted, restored);
+		rb_restore_user(&save);
+		table_close(rel, NoLock);
+		return;
+	}
 	PushActiveSnapshot(GetLatestSnapshot());
 	tids = rb_new_tids(rel, snap);
+	if (dry_run)
+	{
+		/* as the restore would run: the same errors */
+		rb_become_table_owner(relid, &save);
+		*restored = rb_count_images(rel, snap);
+		rb_restore_user(&save);
+	}
 	PopActiveSnapshot();
 	table_close(rel, NoLock);
 	*deleted = list_length(tids);
+	if (dry_run)
+		return;
 
 	values[0] = CStringGetTextDatum(pointname);
 	rb_become_table_owner(relid, &save);
-	if (dry_run)
-	{
-		bool		isnull;
-
-		rb_spi_exec(psprintf("SELECT count(*) FROM rollback._images(NULL::%s, $1)", qname),
-					1, argtypes, values, NULL, true, SPI_OK_SELECT);
-		*restored = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-												SPI_tuptable->tupdesc, 1, &isnull));
-		rb_restore_user(&save);
-		return;
-	}
-
 	{
 		Datum	   *elems = palloc(sizeof(Datum) * Max(list_length(tids), 1));
 		ListCell   *lc;

@@ -18,6 +18,7 @@
 #include "storage/itemptr.h"
 #include "utils/array.h"
 #include "utils/relcache.h"
+#include "utils/snapshot.h"
 #include "nodes/plannodes.h"
 #include "tcop/utility.h"
 
@@ -169,6 +170,24 @@ typedef struct RbNewTuple
 	uint64		xmin;			/* 64-bit raw xmin */
 } RbNewTuple;
 extern List *rb_new_tids(Relation rel, const RbSnapshot *snap);
+typedef struct RbImageScan RbImageScan;
+extern RbImageScan *rb_images_begin(Relation rel, const RbSnapshot *snap,
+									Snapshot snapshot);
+extern bool rb_images_next(RbImageScan *s, Datum *values, bool *isnull);
+extern void rb_images_end(RbImageScan *s);
+
+/* capture.c */
+typedef struct RbImageBatch RbImageBatch;
+extern RbImageBatch *rb_image_batch_begin(Relation rel, RbRelInfo *info);
+extern void rb_image_batch_add(RbImageBatch *b, HeapTuple tup);
+extern void rb_image_batch_flush(RbImageBatch *b);
+extern void rb_image_batch_end(RbImageBatch *b);
+
+/* heaprestore.c */
+extern bool rb_heap_restore_usable(Relation rel);
+extern void rb_heap_restore(Relation rel, const RbSnapshot *snap,
+							int64 *deleted, int64 *restored);
+extern int64 rb_count_images(Relation rel, const RbSnapshot *snap);
 
 /* restore.c */
 extern List *rb_sequence_commands(const char *json);

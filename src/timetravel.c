@@ -19,6 +19,7 @@
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/tupconvert.h"
+#include "access/visibilitymap.h"
 #include "access/xlog.h"
 #include "catalog/pg_type.h"
 #include "fmgr.h"
@@ -92,11 +93,48 @@ rb_lsn_usable(Relation rel, const RbSnapshot *snap)
 }
 
 /*
+ * untouched_since: whether heap block blkno is, by the visibility map, known
+ * not to have been written since the point: its all-visible bit is set,
+ * and the map page holding that bit was last set (its LSN) no later than
+ * the point.  Any insert, update or delete on a heap page clears the page's
+ * bit, and setting a bit WAL-logs and stamps the map page, both under the
+ * map page's lock: so a bit set at or before the point and still set means
+ * a page unwritten since, without reading it.  *vmbuf keeps the map page
+ * pinned between calls; *stale_vmblk remembers a map page found newer than
+ * the point (its LSN only grows), to skip its lock from then on.
+ */
+static bool
+untouched_since(Relation rel, const RbSnapshot *snap, BlockNumber blkno,
+				Buffer *vmbuf, BlockNumber *stale_vmblk)
+{
+	uint8		status = visibilitymap_get_status(rel, blkno, vmbuf);
+	XLogRecPtr	lsn;
+
+	if (!(status & VISIBILITYMAP_ALL_VISIBLE) ||
+		BufferGetBlockNumber(*vmbuf) == *stale_vmblk)
+		return false;
+	/* read the bit again with the map page's LSN, consistently */
+	LockBuffer(*vmbuf, BUFFER_LOCK_SHARE);
+	status = visibilitymap_get_status(rel, blkno, vmbuf);
+	lsn = PageGetLSN(BufferGetPage(*vmbuf));
+	LockBuffer(*vmbuf, BUFFER_LOCK_UNLOCK);
+	if (lsn > snap->lsn)
+	{
+		*stale_vmblk = BufferGetBlockNumber(*vmbuf);
+		return false;
+	}
+	return (status & VISIBILITYMAP_ALL_VISIBLE) != 0;
+}
+
+/*
  * rb_new_tids: addresses of the live tuples of a leaf that the point cannot
  * see, as seen by the active snapshot.  When the point recorded a WAL
- * position and the table is WAL-logged, a page whose LSN is not past that
- * position was not written since the point and is skipped unread: every
- * insert and every new tuple version sets its page's LSN past the position.
+ * position and the table is WAL-logged, pages that no write has touched
+ * since the point are skipped: unread when the visibility map says so
+ * (untouched_since), and after a look at the page's LSN otherwise (every
+ * insert and every new tuple version sets its page's LSN past the
+ * position).  So after a small change to a large table, only the pages
+ * written since are read, as long as no VACUUM set their bits since.
  * Caller holds a lock on rel.
  */
 List *
@@ -106,6 +144,8 @@ rb_new_tids(Relation rel, const RbSnapshot *snap)
 	BlockNumber nblocks = RelationGetNumberOfBlocks(rel);
 	BufferAccessStrategy strategy = GetAccessStrategy(BAS_BULKREAD);
 	bool		use_lsn = rb_lsn_usable(rel, snap);
+	Buffer		vmbuf = InvalidBuffer;
+	BlockNumber stale_vmblk = InvalidBlockNumber;
 	List	   *result = NIL;
 	BlockNumber blkno;
 
@@ -117,6 +157,8 @@ rb_new_tids(Relation rel, const RbSnapshot *snap)
 					maxoff;
 
 		CHECK_FOR_INTERRUPTS();
+		if (use_lsn && untouched_since(rel, snap, blkno, &vmbuf, &stale_vmblk))
+			continue;
 		buf = ReadBufferExtended(rel, MAIN_FORKNUM, blkno, RBM_NORMAL, strategy);
 		if (use_lsn && BufferGetLSNAtomic(buf) <= snap->lsn)
 		{
@@ -150,8 +192,114 @@ rb_new_tids(Relation rel, const RbSnapshot *snap)
 		}
 		UnlockReleaseBuffer(buf);
 	}
+	if (BufferIsValid(vmbuf))
+		ReleaseBuffer(vmbuf);
 	FreeAccessStrategy(strategy);
 	return result;
+}
+
+/*
+ * A scan of the stored images of a leaf that a point needs: the images of
+ * points at or after it whose xmin it saw.
+ */
+struct RbImageScan
+{
+	const RbSnapshot *snap;
+	Relation	store;
+	TableScanDesc scan;
+	Snapshot	snapshot;
+	int			natts;			/* of the base table */
+	AttrNumber *attnums;		/* per store column: base attnum, or 0 */
+	Datum	   *svalues;
+	bool	   *snulls;
+};
+
+/*
+ * rb_images_begin: start a scan of the images the point needs of a leaf,
+ * or return NULL when the table has no store.  The store is read with
+ * "snapshot", which must be the one the caller reads the table with: an
+ * image and the row it was taken from then never both show, or both hide.
+ * The caller holds a lock on rel.
+ */
+RbImageScan *
+rb_images_begin(Relation rel, const RbSnapshot *snap, Snapshot snapshot)
+{
+	Oid			store_relid = rb_store_of(RelationGetRelid(rel));
+	TupleDesc	desc = RelationGetDescr(rel);
+	TupleDesc	sdesc;
+	RbImageScan *s;
+	int			i;
+
+	if (!OidIsValid(store_relid))
+		return NULL;
+	s = palloc0(sizeof(RbImageScan));
+	s->snap = snap;
+	s->store = table_open(store_relid, AccessShareLock);
+	sdesc = RelationGetDescr(s->store);
+	s->natts = desc->natts;
+	s->attnums = palloc(sizeof(AttrNumber) * sdesc->natts);
+	for (i = RB_STORE_META; i < sdesc->natts; i++)
+	{
+		Form_pg_attribute satt = TupleDescAttr(sdesc, i);
+		AttrNumber	a = satt->attisdropped ? 0 : atoi(NameStr(satt->attname) + 1);
+
+		/* a column dropped from the table since the image was taken is left out */
+		s->attnums[i] = (a > 0 && a <= desc->natts &&
+						 !TupleDescAttr(desc, a - 1)->attisdropped) ? a : 0;
+	}
+	s->svalues = palloc(sizeof(Datum) * sdesc->natts);
+	s->snulls = palloc(sizeof(bool) * sdesc->natts);
+	s->snapshot = RegisterSnapshot(snapshot);
+	s->scan = table_beginscan(s->store, s->snapshot, 0, NULL);
+	return s;
+}
+
+/*
+ * rb_images_next: the next image, as the columns of the base table in
+ * values/isnull (a column the image lacks is null).  By-reference values
+ * point into the store's buffer: valid until the next call.  Returns false
+ * at the end.
+ */
+bool
+rb_images_next(RbImageScan *s, Datum *values, bool *isnull)
+{
+	TupleDesc	sdesc = RelationGetDescr(s->store);
+	HeapTuple	stup;
+	int			i;
+
+	while ((stup = heap_getnext(s->scan, ForwardScanDirection)) != NULL)
+	{
+		heap_deform_tuple(stup, sdesc, s->svalues, s->snulls);
+		if (DatumGetInt64(s->svalues[0]) < s->snap->point_id ||
+			!rb_xid_visible(s->snap, U64FromFullTransactionId(DatumGetFullTransactionId(s->svalues[1]))))
+			continue;
+		for (i = 0; i < s->natts; i++)
+		{
+			values[i] = (Datum) 0;
+			isnull[i] = true;
+		}
+		for (i = RB_STORE_META; i < sdesc->natts; i++)
+			if (s->attnums[i] > 0)
+			{
+				values[s->attnums[i] - 1] = s->svalues[i];
+				isnull[s->attnums[i] - 1] = s->snulls[i];
+			}
+		return true;
+	}
+	return false;
+}
+
+/* rb_images_end: end the scan. */
+void
+rb_images_end(RbImageScan *s)
+{
+	table_endscan(s->scan);
+	UnregisterSnapshot(s->snapshot);
+	table_close(s->store, AccessShareLock);
+	pfree(s->attnums);
+	pfree(s->svalues);
+	pfree(s->snulls);
+	pfree(s);
 }
 
 /*
@@ -162,67 +310,24 @@ static void
 put_images(Relation rel, const RbSnapshot *snap, Tuplestorestate *ts,
 		   TupleDesc outdesc)
 {
-	Oid			store_relid = rb_store_of(RelationGetRelid(rel));
-	Relation	store;
-	TupleDesc	sdesc;
 	TupleDesc	desc = RelationGetDescr(rel);
 	TupleConversionMap *map = convert_tuples_by_name(desc, outdesc);
-	AttrNumber *attnums;
-	TableScanDesc scan;
-	HeapTuple	stup;
-	Datum	   *svalues;
-	bool	   *snulls;
-	Datum	   *values;
-	bool	   *isnull;
-	int			i;
+	RbImageScan *scan = rb_images_begin(rel, snap, GetActiveSnapshot());
+	Datum	   *values = palloc(sizeof(Datum) * desc->natts);
+	bool	   *isnull = palloc(sizeof(bool) * desc->natts);
 
-	if (!OidIsValid(store_relid))
+	if (scan == NULL)
 		return;
-	store = table_open(store_relid, AccessShareLock);
-	sdesc = RelationGetDescr(store);
-	attnums = palloc(sizeof(AttrNumber) * sdesc->natts);
-	for (i = RB_STORE_META; i < sdesc->natts; i++)
+	while (rb_images_next(scan, values, isnull))
 	{
-		Form_pg_attribute satt = TupleDescAttr(sdesc, i);
-		AttrNumber	a = satt->attisdropped ? 0 : atoi(NameStr(satt->attname) + 1);
+		HeapTuple	tup = heap_form_tuple(desc, values, isnull);
 
-		/* a column dropped from the table since the image was taken is left out */
-		attnums[i] = (a > 0 && a <= desc->natts &&
-					  !TupleDescAttr(desc, a - 1)->attisdropped) ? a : 0;
-	}
-	svalues = palloc(sizeof(Datum) * sdesc->natts);
-	snulls = palloc(sizeof(bool) * sdesc->natts);
-	values = palloc(sizeof(Datum) * desc->natts);
-	isnull = palloc(sizeof(bool) * desc->natts);
-
-	scan = table_beginscan(store, GetActiveSnapshot(), 0, NULL);
-	while ((stup = heap_getnext(scan, ForwardScanDirection)) != NULL)
-	{
-		HeapTuple	tup;
-
-		heap_deform_tuple(stup, sdesc, svalues, snulls);
-		if (DatumGetInt64(svalues[0]) < snap->point_id ||
-			!rb_xid_visible(snap, U64FromFullTransactionId(DatumGetFullTransactionId(svalues[1]))))
-			continue;
-		for (i = 0; i < desc->natts; i++)
-		{
-			values[i] = (Datum) 0;
-			isnull[i] = true;
-		}
-		for (i = RB_STORE_META; i < sdesc->natts; i++)
-			if (attnums[i] > 0)
-			{
-				values[attnums[i] - 1] = svalues[i];
-				isnull[attnums[i] - 1] = snulls[i];
-			}
-		tup = heap_form_tuple(desc, values, isnull);
 		if (map)
 			tup = execute_attr_map_tuple(tup, map);
 		tuplestore_puttuple(ts, tup);
 		heap_freetuple(tup);
 	}
-	table_endscan(scan);
-	table_close(store, AccessShareLock);
+	rb_images_end(scan);
 }
 
 /*
