@@ -202,15 +202,18 @@ reindex_context(void *arg)
 
 /*
  * insert_images: insert the images the point needs into rel, read with the
- * active snapshot.  Returns how many.  When they are many, past a point
- * (RB_REINDEX_FRACTION) the rows go in without index entries and the
- * table's indexes are rebuilt at the end, which checks the unique and
- * exclusion constraints as the entries would have.  The rebuilt indexes
- * keep entries for the rows deleted just before, as for any recently dead
- * row: older snapshots still find them.
+ * active snapshot.  Returns how many.  When they are many (RB_REINDEX_FRACTION
+ * of the table), the rows go in without index entries and the table's
+ * indexes are rebuilt at the end, which checks the unique and exclusion
+ * constraints as the entries would have.  "expected" is how many the caller
+ * expects (the rows it deleted: a row updated since the point is one deleted
+ * and one put back), so that a large restore rebuilds from the start; past
+ * the threshold it switches anyway.  The rebuilt indexes keep entries for
+ * the rows deleted just before, as for any recently dead row: older
+ * snapshots still find them.
  */
 static int64
-insert_images(Relation rel, const RbSnapshot *snap)
+insert_images(Relation rel, const RbSnapshot *snap, int64 expected)
 {
 	RbImageScan *scan = rb_images_begin(rel, snap, GetActiveSnapshot());
 	EState	   *estate;
@@ -241,6 +244,7 @@ insert_images(Relation rel, const RbSnapshot *snap)
 		/* the planner's estimate: also right for a table never vacuumed */
 		estimate_rel_size(rel, NULL, &pages, &tuples, &allvisfrac);
 		reindex_at = Max((int64) (tuples / RB_REINDEX_FRACTION), RB_REINDEX_MIN);
+		indexing = expected < reindex_at;
 	}
 	bistate = GetBulkInsertState();
 	/* slots made when first needed, on a copy of the descriptor: unpinned */
@@ -310,7 +314,7 @@ rb_heap_restore(Relation rel, const RbSnapshot *snap, int64 *deleted,
 	/* see what the restore's own transaction wrote so far */
 	CommandCounterIncrement();
 	PushActiveSnapshot(GetLatestSnapshot());
-	tids = rb_new_tids(rel, snap);
+	tids = rb_new_tids(rel, snap, true);
 	*deleted = list_length(tids);
 	if (tids != NIL)
 	{
@@ -324,7 +328,7 @@ rb_heap_restore(Relation rel, const RbSnapshot *snap, int64 *deleted,
 	 * The images taken just above are of rows the point could not see: the
 	 * scan below leaves them out, whatever the snapshot.
 	 */
-	*restored = insert_images(rel, snap);
+	*restored = insert_images(rel, snap, *deleted);
 	PopActiveSnapshot();
 	CommandCounterIncrement();
 }

@@ -108,7 +108,7 @@ restore_table(Oid relid, const char *pointname, const RbSnapshot *snap,
 		return;
 	}
 	PushActiveSnapshot(GetLatestSnapshot());
-	tids = rb_new_tids(rel, snap);
+	tids = rb_new_tids(rel, snap, !dry_run);
 	if (dry_run)
 	{
 		/* as the restore would run: the same errors */

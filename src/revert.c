@@ -296,7 +296,7 @@ quarantine_table(Oid relid, const RbSnapshot *snap, uint64 *xids, int nxids,
 
 	rel = table_open(relid, NoLock);
 	PushActiveSnapshot(GetLatestSnapshot());
-	news = rb_new_tids(rel, snap);
+	news = rb_new_tids(rel, snap, false);
 	PopActiveSnapshot();
 	table_close(rel, NoLock);
 	foreach(lc, news)

@@ -169,7 +169,7 @@ typedef struct RbNewTuple
 	ItemPointerData tid;
 	uint64		xmin;			/* 64-bit raw xmin */
 } RbNewTuple;
-extern List *rb_new_tids(Relation rel, const RbSnapshot *snap);
+extern List *rb_new_tids(Relation rel, const RbSnapshot *snap, bool make_room);
 typedef struct RbImageScan RbImageScan;
 extern RbImageScan *rb_images_begin(Relation rel, const RbSnapshot *snap,
 									Snapshot snapshot);

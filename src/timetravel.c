@@ -20,6 +20,7 @@
 #include "access/tableam.h"
 #include "access/tupconvert.h"
 #include "access/visibilitymap.h"
+#include "storage/freespace.h"
 #include "access/xlog.h"
 #include "catalog/pg_type.h"
 #include "fmgr.h"
@@ -92,6 +93,9 @@ rb_lsn_usable(Relation rel, const RbSnapshot *snap)
 	return snap->lsn != InvalidXLogRecPtr && RelationNeedsWAL(rel) && XLogIsNeeded();
 }
 
+/* Free space worth entering in the free space map for a restore: 1/8 page. */
+#define RB_ROOM_WORTH_NOTING	(BLCKSZ / 8)
+
 /*
  * untouched_since: whether heap block blkno is, by the visibility map, known
  * not to have been written since the point: its all-visible bit is set,
@@ -135,10 +139,16 @@ untouched_since(Relation rel, const RbSnapshot *snap, BlockNumber blkno,
  * insert and every new tuple version sets its page's LSN past the
  * position).  So after a small change to a large table, only the pages
  * written since are read, as long as no VACUUM set their bits since.
+ *
+ * With make_room (a restore, about to put rows back), each page read is
+ * pruned first when it is worth it (heap_page_prune_opt, as any read does),
+ * and a page left with room is entered in the free space map, which VACUUM
+ * alone would do: the rows put back then go into the pages their earlier
+ * versions left, instead of new pages at the end of the table.
  * Caller holds a lock on rel.
  */
 List *
-rb_new_tids(Relation rel, const RbSnapshot *snap)
+rb_new_tids(Relation rel, const RbSnapshot *snap, bool make_room)
 {
 	Snapshot	snapshot = GetActiveSnapshot();
 	BlockNumber nblocks = RelationGetNumberOfBlocks(rel);
@@ -146,6 +156,8 @@ rb_new_tids(Relation rel, const RbSnapshot *snap)
 	bool		use_lsn = rb_lsn_usable(rel, snap);
 	Buffer		vmbuf = InvalidBuffer;
 	BlockNumber stale_vmblk = InvalidBlockNumber;
+	BlockNumber first_room = InvalidBlockNumber;
+	BlockNumber last_room = InvalidBlockNumber;
 	List	   *result = NIL;
 	BlockNumber blkno;
 
@@ -153,6 +165,7 @@ rb_new_tids(Relation rel, const RbSnapshot *snap)
 	{
 		Buffer		buf;
 		Page		page;
+		Size		room;
 		OffsetNumber off,
 					maxoff;
 
@@ -165,6 +178,8 @@ rb_new_tids(Relation rel, const RbSnapshot *snap)
 			ReleaseBuffer(buf);
 			continue;
 		}
+		if (make_room)
+			heap_page_prune_opt(rel, buf);
 		LockBuffer(buf, BUFFER_LOCK_SHARE);
 		page = BufferGetPage(buf);
 		maxoff = PageGetMaxOffsetNumber(page);
@@ -190,8 +205,19 @@ rb_new_tids(Relation rel, const RbSnapshot *snap)
 				result = lappend(result, nt);
 			}
 		}
+		room = make_room ? PageGetHeapFreeSpace(page) : 0;
 		UnlockReleaseBuffer(buf);
+		if (room >= RB_ROOM_WORTH_NOTING)
+		{
+			RecordPageWithFreeSpace(rel, blkno, room);
+			if (first_room == InvalidBlockNumber)
+				first_room = blkno;
+			last_room = blkno;
+		}
 	}
+	/* make the upper levels of the map see the room, as VACUUM does */
+	if (first_room != InvalidBlockNumber)
+		FreeSpaceMapVacuumRange(rel, first_room, last_room + 1);
 	if (BufferIsValid(vmbuf))
 		ReleaseBuffer(vmbuf);
 	FreeAccessStrategy(strategy);
@@ -464,7 +490,7 @@ rollback_new_tids(PG_FUNCTION_ARGS)
 	load_point_for(pointname, rb_expand_leaves(relid, true), &snap);
 
 	rel = table_open(relid, AccessShareLock);
-	tids = rb_new_tids(rel, &snap);
+	tids = rb_new_tids(rel, &snap, false);
 	table_close(rel, NoLock);
 
 	elems = palloc(sizeof(Datum) * Max(list_length(tids), 1));
