@@ -826,10 +826,17 @@ met() { # met CONDITION(awk): yes / NO
 }
 cp_same=$(met "${FIG[cp_r_trk]} < 5 && ${FIG[cp_c10k]} < 5 && ${FIG[cp_r_trk]} <= 1.5 * ${FIG[cp_c10k]} + 0.5")
 restore_met=""
+restore_rel=""
+restore_rel_met=""
 emaj_restore=(43 388 1080 10100)
 i=0
 for k in "${SIZES[@]}"; do
 	restore_met+="${restore_met:+ / }$(met "${FIG[restore_$k]} * 3 <= ${emaj_restore[$i]}")"
+	# E-Maj's figures come from another machine; the one baseline measured
+	# both there and here is the naive reload (1.0 s there): compare the
+	# restores in units of it, each size against the reload timed next to it.
+	restore_rel+="${restore_rel:+ / }$(calc "${FIG[restore_$k]} / ${FIG[naive_$k]}" %.4f)"
+	restore_rel_met+="${restore_rel_met:+ / }$(met "${FIG[restore_$k]} / ${FIG[naive_$k]} * 3 <= ${emaj_restore[$i]} / 1000")"
 	i=$((i + 1))
 done
 # "not dominated by a full scan" at 1k and 10k: finding the new rows takes
@@ -852,6 +859,7 @@ naive_met=$(met "${FIG[restore_1000]} < ${FIG[naive_1000]} && ${FIG[restore_1000
 	say "| TRUNCATE of $ROWS rows, tracked | 1.57 s | <= 1.57 s | $(sec "${FIG[trunc_trk]}") s (untracked $(ms "${FIG[trunc_plain]}") ms) | $(sec "${FIG[trunc_aud]}") s | $(met "${FIG[trunc_trk]} <= 1570") |"
 	say "| recovery point on the $ROWS-row table (10k-row table) | 6-7 ms | < 5 ms, same at 10k and 1M | $(calc "${FIG[cp_r_trk]}") ms ($(calc "${FIG[cp_c10k]}") ms) | CTAS copy: $(ms "${FIG[ctas_r_trk]}") ms ($(ms "${FIG[ctas_c10k]}") ms) | $cp_same |"
 	say "| restore after 1k / 10k / 100k / $ROWS changed rows | 43 ms / 388 ms / 1.08 s / 10.1 s | >= 3x faster each; 1k, 10k not dominated by a full scan | $(ms "${FIG[restore_1000]}") / $(ms "${FIG[restore_10000]}") / $(ms "${FIG[restore_100000]}") / $(ms "${FIG[restore_$ROWS]}") ms (finding new rows: $(ms "${FIG[newtids_1000]}") / $(ms "${FIG[newtids_10000]}") / $(ms "${FIG[newtids_100000]}") / $(ms "${FIG[newtids_$ROWS]}") ms; full scan $(ms "${FIG[scan]}") ms; a restore statement scans the whole table at 1k / 10k / 100k: ${FIG[restore_fullscan_1000]} / ${FIG[restore_fullscan_10000]} / ${FIG[restore_fullscan_100000]}) | | 3x faster: $restore_met; not dominated by a full scan: $scan_met |"
+	say "| the same restores in units of the naive reload timed next to each (restore / naive) | 0.043 / 0.388 / 1.08 / 10.1 (naive 1.0 s) | >= 3x smaller each | $restore_rel | | $restore_rel_met |"
 	say "| store when 10k rows are each updated 10 times | 200k log rows, 34.5 MB | 10k images | ${FIG[hot_images]} images, $(calc "${FIG[hot_bytes]} / 1048576") MB | ${FIG[aud_rows]} log rows, $(calc "${FIG[aud_bytes]} / 1048576") MB | $(met "${FIG[hot_images]} == 10000") |"
 	say "| restore by TRUNCATE + reload from a full copy (naive) | 1.0 s (copy 0.32 s) | beaten at every size up to 100k | naive $(sec "${FIG[naive]}") s (copy $(sec "${FIG[copy]}") s); restore/naive at 1k / 10k / 100k: $(calc "${FIG[restore_1000]} / ${FIG[naive]}" %.3f) / $(calc "${FIG[restore_10000]} / ${FIG[naive]}" %.3f) / $(calc "${FIG[restore_100000]} / ${FIG[naive]}" %.3f) | | $naive_met |"
 	say ""
