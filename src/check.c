@@ -528,11 +528,7 @@ rollback_run_checks(PG_FUNCTION_ARGS)
 	int			nfailed = 0;
 	char	   *error;
 
-	if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo) ||
-		!(rsinfo->allowedModes & SFRM_Materialize))
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("set-valued function called in context that cannot accept a set")));
+	rb_check_materialize(rsinfo);
 	if (!rb_is_admin())
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),

@@ -332,23 +332,3 @@ rb_heap_restore(Relation rel, const RbSnapshot *snap, int64 *deleted,
 	PopActiveSnapshot();
 	CommandCounterIncrement();
 }
-
-/*
- * rb_count_images: how many rows a restore of rel to the point would put
- * back (a dry run), read with the active snapshot.
- */
-int64
-rb_count_images(Relation rel, const RbSnapshot *snap)
-{
-	RbImageScan *scan = rb_images_begin(rel, snap, GetActiveSnapshot());
-	Datum	   *values = palloc(sizeof(Datum) * RelationGetDescr(rel)->natts);
-	bool	   *isnull = palloc(sizeof(bool) * RelationGetDescr(rel)->natts);
-	int64		count = 0;
-
-	if (scan == NULL)
-		return 0;
-	while (rb_images_next(scan, values, isnull))
-		count++;
-	rb_images_end(scan);
-	return count;
-}

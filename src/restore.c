@@ -8,11 +8,11 @@
  *		2. take a point "before restore to k", so the restore can itself be
  *		   undone (the deletes below are captured under it);
  *		3. per table, delete the live rows k cannot see, then insert the
- *		   stored images k needs, at the heap level (heaprestore.c) or, when
- *		   a trigger must see the rows, with SQL statements under
- *		   session_replication_role = replica; either way user triggers and
- *		   foreign key checks stay out of the way of a state that was
- *		   consistent when k was taken;
+ *		   stored images k needs, at the heap level (heaprestore.c) or, for
+ *		   the tables that need the executor (rb_heap_restore_usable), with
+ *		   SQL statements; either way under session_replication_role =
+ *		   replica, so that user triggers and foreign key checks stay out of
+ *		   the way of a state that was consistent when k was taken;
  *		4. set the tables' sequences back to their values at k, with ALTER
  *		   SEQUENCE ... RESTART, which is transactional like the rest.
  *
@@ -404,11 +404,7 @@ rollback_restore(PG_FUNCTION_ARGS)
 	int64	   *restored;
 	int			i = 0;
 
-	if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo) ||
-		!(rsinfo->allowedModes & SFRM_Materialize))
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("set-valued function called in context that cannot accept a set")));
+	rb_check_materialize(rsinfo);
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),

@@ -1242,11 +1242,7 @@ start_steps(FunctionCallInfo fcinfo)
 	Steps	   *st = palloc0(sizeof(Steps));
 	MemoryContext old;
 
-	if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo) ||
-		!(rsinfo->allowedModes & SFRM_Materialize))
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("set-valued function called in context that cannot accept a set")));
+	rb_check_materialize(rsinfo);
 	if (!rb_is_admin())
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),

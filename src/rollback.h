@@ -135,6 +135,8 @@ extern bool rb_wrote_in_xact(void);
 extern int	rb_cmp_u64(const void *a, const void *b);
 extern int	rb_cmp_oid(const void *a, const void *b);
 extern Datum rb_oid_array(List *oids);
+struct ReturnSetInfo;
+extern void rb_check_materialize(struct ReturnSetInfo *rsinfo);
 
 /* cache.c */
 extern void rb_cache_init(void);
@@ -175,6 +177,7 @@ extern RbImageScan *rb_images_begin(Relation rel, const RbSnapshot *snap,
 									Snapshot snapshot);
 extern bool rb_images_next(RbImageScan *s, Datum *values, bool *isnull);
 extern void rb_images_end(RbImageScan *s);
+extern int64 rb_count_images(Relation rel, const RbSnapshot *snap);
 
 /* capture.c */
 typedef struct RbImageBatch RbImageBatch;
@@ -187,7 +190,6 @@ extern void rb_image_batch_end(RbImageBatch *b);
 extern bool rb_heap_restore_usable(Relation rel);
 extern void rb_heap_restore(Relation rel, const RbSnapshot *snap,
 							int64 *deleted, int64 *restored);
-extern int64 rb_count_images(Relation rel, const RbSnapshot *snap);
 
 /* restore.c */
 extern List *rb_sequence_commands(const char *json);

@@ -329,6 +329,26 @@ rb_images_end(RbImageScan *s)
 }
 
 /*
+ * rb_count_images: how many rows a restore of rel to the point would put
+ * back (a dry run), read with the active snapshot.
+ */
+int64
+rb_count_images(Relation rel, const RbSnapshot *snap)
+{
+	RbImageScan *scan = rb_images_begin(rel, snap, GetActiveSnapshot());
+	Datum	   *values = palloc(sizeof(Datum) * RelationGetDescr(rel)->natts);
+	bool	   *isnull = palloc(sizeof(bool) * RelationGetDescr(rel)->natts);
+	int64		count = 0;
+
+	if (scan == NULL)
+		return 0;
+	while (rb_images_next(scan, values, isnull))
+		count++;
+	rb_images_end(scan);
+	return count;
+}
+
+/*
  * put_images: append to the tuplestore the stored images of a leaf that
  * the point needs, converted to the result's row type.
  */
@@ -407,11 +427,7 @@ history_srf(FunctionCallInfo fcinfo, bool with_live)
 	Tuplestorestate *ts;
 	MemoryContext oldcxt;
 
-	if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo) ||
-		!(rsinfo->allowedModes & SFRM_Materialize))
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("set-valued function called in context that cannot accept a set")));
+	rb_check_materialize(rsinfo);
 	if (PG_ARGISNULL(1))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),

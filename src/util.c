@@ -573,3 +573,17 @@ rb_oid_array(List *oids)
 		elems[n++] = ObjectIdGetDatum(lfirst_oid(lc));
 	return PointerGetDatum(construct_array(elems, n, OIDOID, sizeof(Oid), true, TYPALIGN_INT));
 }
+
+/*
+ * rb_check_materialize: a set-returning function of ours fills a
+ * tuplestore: refuse a caller that cannot take one.
+ */
+void
+rb_check_materialize(ReturnSetInfo *rsinfo)
+{
+	if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo) ||
+		!(rsinfo->allowedModes & SFRM_Materialize))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("set-valued function called in context that cannot accept a set")));
+}
