@@ -358,24 +358,28 @@ CREATE TABLE rollback.journal (
 COMMENT ON TABLE rollback.journal IS 'Undo journal of each migration: what each DDL statement destroyed or created, and how to undo it';
 
 /*
- * relocated: relations that were dropped and created again under the same
- * name: views a revert re-creates (OR REPLACE cannot take a column away,
- * and a revert drops the views it created for real), indexes a revert
- * re-creates (the undo of DROP INDEX), indexes that ALTER TABLE rebuilt
- * (ALTER COLUMN TYPE).  Each row links the OID of the former relation
- * (old_oid) to the OID of the new one (new_oid).  Journal entries name
- * relations by OID ({r:<oid>}): when that OID is gone, a revert takes the
- * one of its linked OIDs that exists (the incarnations are linked, in
- * either direction, and one exists at a time).
+ * relocated: objects that were dropped and created again under the same
+ * name.  kind 'r', relations: views a revert re-creates (OR REPLACE cannot
+ * take a column away, and a revert drops the views it created for real),
+ * indexes a revert re-creates (the undo of DROP INDEX), indexes that ALTER
+ * TABLE rebuilt (ALTER COLUMN TYPE).  kind 'c', constraints: those a revert
+ * re-creates (the undo of DROP CONSTRAINT) and those ALTER TABLE rebuilt.
+ * Each row links the OID of the former object (old_oid) to the OID of the
+ * new one (new_oid).  Journal entries name relations by OID ({r:<oid>}):
+ * when that OID is gone, a revert takes the one of its linked OIDs that
+ * exists (the incarnations are linked, in either direction, and one exists
+ * at a time).  Their tags name indexes and constraints by OID too
+ * ("rb:con:<oid>"): the links make every incarnation one object there.
  */
 CREATE TABLE rollback.relocated (
 	seq			pg_catalog.int8 GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	kind		"char" NOT NULL DEFAULT 'r' CHECK (kind IN ('r', 'c')),
 	old_oid		pg_catalog.oid NOT NULL,
 	new_oid		pg_catalog.oid NOT NULL
 );
 CREATE INDEX relocated_old_idx ON rollback.relocated (old_oid);
 CREATE INDEX relocated_new_idx ON rollback.relocated (new_oid);
-COMMENT ON TABLE rollback.relocated IS 'Relations dropped and re-created under the same name (views, indexes): their old OID and the new one, for the journal''s placeholders';
+COMMENT ON TABLE rollback.relocated IS 'Objects dropped and re-created under the same name (kind r: views, indexes; kind c: constraints): their old OID and the new one, for the journal''s placeholders and tags';
 REVOKE ALL ON rollback.relocated FROM PUBLIC;
 GRANT SELECT ON rollback.relocated TO rollback_reader, rollback_admin;
 
@@ -1065,7 +1069,12 @@ BEGIN
 		SELECT e INTO x FROM jsonb_array_elements(a->'constraints') e WHERE e->'oid' = y->'oid';
 		k := format('/*rb:con:%s*/ ', y->>'oid');
 		IF x IS NULL THEN
-			post := post || (k || format('ALTER TABLE %s ADD CONSTRAINT %I %s', t, y->>'name', y->>'def'));
+			/* a new OID: rollback.relocated links it to the old one */
+			post := post || (k || format('ALTER TABLE %s ADD CONSTRAINT %I %s', t, y->>'name', y->>'def'))
+				|| (k || format('INSERT INTO rollback.relocated (kind, old_oid, new_oid)'
+						  ' SELECT ''c'', %s, c.oid FROM pg_catalog.pg_constraint c'
+						  ' WHERE c.conrelid = {q:%s}::pg_catalog.regclass AND c.conname = %L',
+						  y->>'oid', a->>'oid', y->>'name'));
 		END IF;
 		IF x IS NOT NULL AND y->>'comment' IS DISTINCT FROM x->>'comment' THEN
 			pre := pre || (k || format('COMMENT ON CONSTRAINT %I ON %s IS %s', x->>'name', t,

@@ -1107,8 +1107,9 @@ text_array(List *strs)
 /*
  * write_entry: the journal row of a statement that has run: the undo of
  * its targets (their states now against before) and of what it created;
- * indexes the statement rebuilt under the same name are linked in
- * rollback.relocated, so that older entries naming them still find them.
+ * indexes and constraints the statement rebuilt under the same name are
+ * linked in rollback.relocated, so that older entries naming them still
+ * find them.
  * Returns the reason it cannot be undone, if _undo found one.
  */
 static char *
@@ -1168,12 +1169,13 @@ write_entry(JournalFrame *f, const char *holding)
 				"   THEN rollback._rel_state(u.oid) ELSE rollback._obj_state(u.cls, u.oid) END AS a"
 				"  FROM unnest($1::oid[], $2::oid[], $3::text[]) WITH ORDINALITY AS u(cls, oid, b, ord)),"
 				" t AS MATERIALIZED (SELECT s.ord, s.oid, rollback._undo(s.b, s.a) AS j FROM s),"
-				/* indexes the statement rebuilt (ALTER COLUMN TYPE): same name, new OID */
-				" r AS (INSERT INTO rollback.relocated (old_oid, new_oid)"
-				"  SELECT (x->>'oid')::oid, (y->>'oid')::oid FROM s,"
-				"   jsonb_array_elements(s.b->'indexes') x, jsonb_array_elements(s.a->'indexes') y"
+				/* indexes and constraints the statement rebuilt (ALTER COLUMN TYPE): same name, new OID */
+				" r AS (INSERT INTO rollback.relocated (kind, old_oid, new_oid)"
+				"  SELECT k.kind, (x->>'oid')::oid, (y->>'oid')::oid"
+				"  FROM s, (VALUES ('r'::\"char\", 'indexes'), ('c', 'constraints')) k(kind, list),"
+				"   jsonb_array_elements(s.b->k.list) x, jsonb_array_elements(s.a->k.list) y"
 				"  WHERE s.cls = 0 AND x->>'name' = y->>'name' AND x->'oid' <> y->'oid'"
-				"   AND NOT EXISTS (SELECT 1 FROM jsonb_array_elements(s.a->'indexes') z"
+				"   AND NOT EXISTS (SELECT 1 FROM jsonb_array_elements(s.a->k.list) z"
 				"                    WHERE z->'oid' = x->'oid'))"
 				" INSERT INTO rollback.journal (migration_id, command_tag, statement, relids,"
 				"  undo_pre, undo_post, readd, created, holding, irreversible)"

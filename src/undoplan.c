@@ -40,24 +40,27 @@
 /*
  * relocated_pick: run pick, a query over g(oid), the OIDs that
  * rollback.relocated links to oid, directly or not, in either direction
- * (oid itself among them): the incarnations of one relation, one existing
- * at a time.  Returns the OID of pick's first row, or InvalidOid.
+ * (oid itself among them): the incarnations of one relation (kind 'r') or
+ * constraint (kind 'c'), one existing at a time.  Returns the OID of pick's
+ * first row, or InvalidOid.
  */
 static Oid
-relocated_pick(Oid oid, const char *pick)
+relocated_pick(Oid oid, char kind, const char *pick)
 {
 	RbOwnerSave save;
-	Oid			argtypes[1] = {OIDOID};
-	Datum		values[1];
+	Oid			argtypes[2] = {OIDOID, CHAROID};
+	Datum		values[2];
 	List	   *result;
 
 	values[0] = ObjectIdGetDatum(oid);
+	values[1] = CharGetDatum(kind);
 	rb_spi_connect_as_owner(&save);
 	rb_spi_exec(psprintf("WITH RECURSIVE g(oid) AS (SELECT $1 UNION"
 						 "  SELECT CASE WHEN x.old_oid = g.oid THEN x.new_oid ELSE x.old_oid END"
-						 "  FROM g JOIN rollback.relocated x ON g.oid IN (x.old_oid, x.new_oid))"
+						 "  FROM g JOIN rollback.relocated x ON g.oid IN (x.old_oid, x.new_oid)"
+						 "  AND x.kind = $2)"
 						 " %s", pick),
-				1, argtypes, values, NULL, false, SPI_OK_SELECT);
+				2, argtypes, values, NULL, false, SPI_OK_SELECT);
 	result = rb_spi_oid_list(1, CurrentMemoryContext);
 	rb_spi_finish_as_owner(&save);
 	return result != NIL ? linitial_oid(result) : InvalidOid;
@@ -71,19 +74,21 @@ relocated_pick(Oid oid, const char *pick)
 static Oid
 relocated_oid(Oid oid)
 {
-	return relocated_pick(oid, "SELECT g.oid FROM g JOIN pg_catalog.pg_class c ON c.oid = g.oid"
+	return relocated_pick(oid, 'r',
+						  "SELECT g.oid FROM g JOIN pg_catalog.pg_class c ON c.oid = g.oid"
 						  " WHERE g.oid <> $1 ORDER BY (SELECT max(x.seq) FROM rollback.relocated x"
-						  "  WHERE x.new_oid = g.oid) DESC NULLS LAST LIMIT 1");
+						  "  WHERE x.new_oid = g.oid AND x.kind = $2) DESC NULLS LAST LIMIT 1");
 }
 
 /*
- * relocated_root: the smallest OID of a relation's incarnations (oid
- * itself when it has no other): one name for all of them.
+ * relocated_root: the smallest OID of a relation's (kind 'r') or a
+ * constraint's (kind 'c') incarnations (oid itself when it has no other):
+ * one name for all of them.
  */
 static Oid
-relocated_root(Oid oid)
+relocated_root(Oid oid, char kind)
 {
-	return relocated_pick(oid, "SELECT min(g.oid) FROM g");
+	return relocated_pick(oid, kind, "SELECT min(g.oid) FROM g");
 }
 
 /*
@@ -105,9 +110,10 @@ rb_undo_untagged(const char *sql)
 }
 
 /*
- * undo_key: the key of a tagged statement, or NULL.  An index is keyed by
- * the oldest OID rollback.relocated links to its OID, so that the index
- * before and after a rebuild or a re-creation has one key.
+ * undo_key: the key of a tagged statement, or NULL.  An index or a
+ * constraint is keyed by the oldest OID rollback.relocated links to its
+ * OID, so that it has one key before and after a rebuild or a re-creation
+ * (a revert's, which a later migration may drop again).
  */
 static char *
 undo_key(const char *sql)
@@ -119,7 +125,9 @@ undo_key(const char *sql)
 		return NULL;
 	key = pnstrdup(sql + 5, end - (sql + 5));
 	if (strncmp(key, "idx:", 4) == 0)
-		key = psprintf("idx:%u", relocated_root((Oid) strtoul(key + 4, NULL, 10)));
+		key = psprintf("idx:%u", relocated_root((Oid) strtoul(key + 4, NULL, 10), 'r'));
+	else if (strncmp(key, "con:", 4) == 0)
+		key = psprintf("con:%u", relocated_root((Oid) strtoul(key + 4, NULL, 10), 'c'));
 	return key;
 }
 

@@ -999,6 +999,60 @@ SELECT rollback.untrack('mig.p28', force => true);
 DROP TABLE mig.p28;
 RESET rollback.auto_track_migrations;
 
+-- 29. a constraint one migration adds, a second drops, the drop reverted
+-- (the constraint comes back with a new OID), a third drops it again: a
+-- revert of all three to before the first leaves no constraint (the
+-- third's re-creation and the first's drop cancel out through
+-- rollback.relocated, as for an index).  Found by fuzz_ddl.pl seed 3020.
+SET rollback.auto_track_migrations = off;
+CREATE TABLE mig.t29 (id int, sn bigint, c int CHECK (c > 0));
+INSERT INTO mig.t29 SELECT g, g, g FROM generate_series(1, 5) g;
+RESET rollback.auto_track_migrations;
+SELECT public.mig_fp() AS fp29 \gset
+\! pg_dump --schema-only --schema=mig | grep -v '^\\.*restrict' > $RB_DUMP.before29
+SELECT rollback.begin_migration('29-0') > 0 AS begun;
+COMMENT ON TABLE mig.t29 IS 'twenty-nine';
+SELECT rollback.end_migration();
+SELECT rollback.begin_migration('29-a') > 0 AS begun;
+ALTER TABLE mig.t29 ADD CONSTRAINT t29_sn UNIQUE (sn);
+ALTER TABLE mig.t29 ADD CONSTRAINT t29_c CHECK (c < 100);
+SELECT rollback.end_migration();
+SELECT rollback.begin_migration('29-b') > 0 AS begun;
+ALTER TABLE mig.t29 DROP CONSTRAINT t29_sn, DROP CONSTRAINT t29_c;
+SELECT rollback.end_migration();
+SELECT count(*) > 0 AS reverted FROM rollback.revert_migration('29-b');
+SELECT conname FROM pg_constraint WHERE conrelid = 'mig.t29'::regclass AND conname LIKE 't29\_%' ORDER BY 1;
+SELECT rollback.begin_migration('29-c') > 0 AS begun;
+ALTER TABLE mig.t29 DROP CONSTRAINT t29_sn, DROP CONSTRAINT t29_c;
+UPDATE mig.t29 SET sn = 1, c = 500 WHERE id = 2;
+SELECT rollback.end_migration();
+-- the plan: neither constraint is created or dropped
+SELECT action, detail FROM rollback.revert_to('29-0', dry_run => true) WHERE action = 'undo';
+SELECT count(*) > 0 AS reverted FROM rollback.revert_to('29-0');
+SELECT conname FROM pg_constraint WHERE conrelid = 'mig.t29'::regclass AND conname LIKE 't29\_%' ORDER BY 1;
+SELECT count(*) > 0 AS reverted FROM rollback.revert_migration('29-0');
+SELECT public.mig_fp() = :'fp29' AS rows_unchanged;
+\! pg_dump --schema-only --schema=mig | grep -v '^\\.*restrict' | diff $RB_DUMP.before29 - && echo schema unchanged
+-- the same when ALTER COLUMN TYPE rebuilt the constraints in between
+SELECT rollback.begin_migration('29-1') > 0 AS begun;
+COMMENT ON TABLE mig.t29 IS 'twenty-nine';
+SELECT rollback.end_migration();
+SELECT rollback.begin_migration('29-d') > 0 AS begun;
+ALTER TABLE mig.t29 ADD CONSTRAINT t29_sn UNIQUE (sn), ADD CONSTRAINT t29_c CHECK (c < 100);
+SELECT rollback.end_migration();
+SELECT rollback.begin_migration('29-e') > 0 AS begun;
+ALTER TABLE mig.t29 ALTER COLUMN sn TYPE numeric, ALTER COLUMN c TYPE bigint;
+SELECT rollback.end_migration();
+SELECT rollback.begin_migration('29-f') > 0 AS begun;
+ALTER TABLE mig.t29 DROP CONSTRAINT t29_sn, DROP CONSTRAINT t29_c;
+SELECT rollback.end_migration();
+SELECT action, detail FROM rollback.revert_to('29-1', dry_run => true) WHERE action = 'undo';
+SELECT count(*) > 0 AS reverted FROM rollback.revert_to('29-1');
+SELECT count(*) > 0 AS reverted FROM rollback.revert_migration('29-1');
+SELECT public.mig_fp() = :'fp29' AS rows_unchanged;
+\! pg_dump --schema-only --schema=mig | grep -v '^\\.*restrict' | diff $RB_DUMP.before29 - && echo schema unchanged
+\! rm -f $RB_DUMP.before29
+
 \! rm -f $RB_DUMP.before $RB_DUMP.before5 $RB_DUMP.before11
 -- leave the database as the other tests expect it: no tracked table
 SET rollback.auto_track_migrations = off;
