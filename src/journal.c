@@ -1337,6 +1337,22 @@ drop_move(DropStmt *stmt, JournalFrame *f, bool *unsupported)
 			SPI_execute(psprintf("ALTER %s %s SET SCHEMA %s", kw, ident,
 								 quote_identifier(holding)), false, 0) < 0)
 			elog(ERROR, "could not move %s into a holding schema", ident);
+
+		/*
+		 * A held table's rows are still restored by the reverts of later
+		 * migrations, as its owner, who must reach the table's schema: the
+		 * holding schema holds nothing else of anyone's.
+		 */
+		if (addr->classId == RelationRelationId)
+		{
+			Oid			owner = rb_rel_owner(addr->objectId);
+
+			if (owner != GetUserId() && !superuser_arg(owner) &&
+				SPI_execute(psprintf("GRANT USAGE ON SCHEMA %s TO %s", quote_identifier(holding),
+									 quote_identifier(GetUserNameFromId(owner, false))),
+							false, 0) < 0)
+				elog(ERROR, "could not grant the owner of %s access to its holding schema", ident);
+		}
 		if (f->created == NIL)
 			f->created = list_make1(holding);
 	}

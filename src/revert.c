@@ -493,17 +493,14 @@ content_columns(Oid relid, Oid content_oid, bool generated, bool bare,
 static List *
 lend_content(Oid relid, Oid content_oid, List *undo)
 {
-	Oid			owner = InvalidOid;
+	Oid			owner = rb_rel_owner(relid);
 	const char *role;
 	List	   *granted = NIL;
 	RbOwnerSave save;
 	ListCell   *lc;
-	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
 
-	if (!HeapTupleIsValid(tup))
+	if (!OidIsValid(owner))
 		return NIL;
-	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
-	ReleaseSysCache(tup);
 	role = quote_identifier(GetUserNameFromId(owner, false));
 	if (undo == NIL)
 	{

@@ -107,6 +107,7 @@ typedef struct RbOwnerSave
 } RbOwnerSave;
 
 extern void rb_become_owner(RbOwnerSave *save);
+extern Oid	rb_rel_owner(Oid relid);
 extern void rb_become_table_owner(Oid relid, RbOwnerSave *save);
 extern void rb_restore_user(RbOwnerSave *save);
 extern uint64 rb_full_xid(TransactionId xid);

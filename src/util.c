@@ -152,6 +152,20 @@ rb_become_owner(RbOwnerSave *save)
 	become_role(rb_extension_owner(), SECURITY_LOCAL_USERID_CHANGE, save);
 }
 
+/* rb_rel_owner: the owner of a relation, or InvalidOid if it is gone. */
+Oid
+rb_rel_owner(Oid relid)
+{
+	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	Oid			owner;
+
+	if (!HeapTupleIsValid(tup))
+		return InvalidOid;
+	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+	ReleaseSysCache(tup);
+	return owner;
+}
+
 /*
  * rb_become_table_owner: switch to a table's owner, as a security-restricted
  * operation, for statements that may run code attached to the table (ALWAYS

@@ -1053,6 +1053,33 @@ SELECT public.mig_fp() = :'fp29' AS rows_unchanged;
 \! pg_dump --schema-only --schema=mig | grep -v '^\\.*restrict' | diff $RB_DUMP.before29 - && echo schema unchanged
 \! rm -f $RB_DUMP.before29
 
+-- 30. a table of another role, dropped by one migration (held), then a
+-- later migration reverted: the restore runs as the held table's owner,
+-- who can reach the holding schema.  Found by fuzz_ddl.pl seed 3096.
+SET rollback.auto_track_migrations = off;
+CREATE TABLE mig.t30 (id int PRIMARY KEY, v text);
+INSERT INTO mig.t30 SELECT g, 'v' || g FROM generate_series(1, 3) g;
+ALTER TABLE mig.t30 OWNER TO rb_mig_other;
+GRANT USAGE ON SCHEMA mig TO rb_mig_other;
+CREATE TABLE mig.t30b (id int PRIMARY KEY, v text);
+INSERT INTO mig.t30b SELECT g, 'w' || g FROM generate_series(1, 3) g;
+RESET rollback.auto_track_migrations;
+SELECT public.mig_fp() AS fp30 \gset
+SELECT rollback.begin_migration('30-a') > 0 AS begun;
+DROP TABLE mig.t30;
+SELECT rollback.end_migration();
+SELECT rollback.begin_migration('30-b') > 0 AS begun;
+UPDATE mig.t30b SET v = upper(v);
+SELECT rollback.end_migration();
+SELECT count(*) > 0 AS reverted FROM rollback.revert_migration('30-b');
+SELECT count(*) > 0 AS reverted FROM rollback.revert_migration('30-a');
+SELECT * FROM mig.t30 ORDER BY id;
+SELECT pg_catalog.pg_get_userbyid(relowner) AS owner FROM pg_class WHERE oid = 'mig.t30'::regclass;
+SELECT public.mig_fp() = :'fp30' AS rows_unchanged;
+SELECT count(*) AS holding_schemas_left FROM pg_namespace WHERE nspname LIKE 'rollback\_hold\_%' AND
+	   EXISTS (SELECT 1 FROM rollback.migration m WHERE m.version = '30-a' AND nspname LIKE 'rollback\_hold\_' || m.id || '\_%');
+REVOKE USAGE ON SCHEMA mig FROM rb_mig_other;
+
 \! rm -f $RB_DUMP.before $RB_DUMP.before5 $RB_DUMP.before11
 -- leave the database as the other tests expect it: no tracked table
 SET rollback.auto_track_migrations = off;
