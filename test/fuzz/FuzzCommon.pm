@@ -167,6 +167,7 @@ sub md5chain
 
 our $dbh;			# the session statements go to (a script may local() it)
 our $in_txn = 0;	# the session is in a transaction: statements that may fail get a savepoint
+our $last_expected;	# the message of the last expected error sql_do met
 our $LOG;			# the --log script, if any
 our $phase = 'setup';	# what the run is doing, for messages; in 'check' errors do not end it
 our ($n_mismatch, $n_errors) = (0, 0);
@@ -246,6 +247,7 @@ sub sql_do
 			my $st = $dbh->state // '';
 			if (grep { $_ eq $st } @$allow)
 			{
+				$last_expected = $dbh->errstr;
 				print STDERR "  (expected error $st: ", short($dbh->errstr, 200), ")\n" if $VERBOSE;
 				sql_do('ROLLBACK TO SAVEPOINT risky');
 				sql_do('RELEASE SAVEPOINT risky');
@@ -266,6 +268,7 @@ sub sql_do
 		my $st = $dbh->state // '';
 		if ($allow && grep { $_ eq $st } @$allow)
 		{
+			$last_expected = $dbh->errstr;
 			print STDERR "  (expected error $st: ", short($dbh->errstr, 200), ")\n" if $VERBOSE;
 			return 0;
 		}
