@@ -373,7 +373,7 @@ COMMENT ON TABLE rollback.journal IS 'Undo journal of each migration: what each 
  */
 CREATE TABLE rollback.relocated (
 	seq			pg_catalog.int8 GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-	kind		"char" NOT NULL DEFAULT 'r' CHECK (kind IN ('r', 'c')),
+	kind		pg_catalog."char" NOT NULL DEFAULT 'r' CHECK (kind IN ('r', 'c')),
 	old_oid		pg_catalog.oid NOT NULL,
 	new_oid		pg_catalog.oid NOT NULL
 );

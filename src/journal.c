@@ -1172,7 +1172,7 @@ write_entry(JournalFrame *f, const char *holding)
 				/* indexes and constraints the statement rebuilt (ALTER COLUMN TYPE): same name, new OID */
 				" r AS (INSERT INTO rollback.relocated (kind, old_oid, new_oid)"
 				"  SELECT k.kind, (x->>'oid')::oid, (y->>'oid')::oid"
-				"  FROM s, (VALUES ('r'::\"char\", 'indexes'), ('c', 'constraints')) k(kind, list),"
+				"  FROM s, (VALUES ('r'::pg_catalog.\"char\", 'indexes'), ('c', 'constraints')) k(kind, list),"
 				"   jsonb_array_elements(s.b->k.list) x, jsonb_array_elements(s.a->k.list) y"
 				"  WHERE s.cls = 0 AND x->>'name' = y->>'name' AND x->'oid' <> y->'oid'"
 				"   AND NOT EXISTS (SELECT 1 FROM jsonb_array_elements(s.a->k.list) z"
