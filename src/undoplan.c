@@ -177,6 +177,36 @@ waits(List *stmts, const char *key)
 }
 
 /*
+ * cancel_between: cancel the statements keyed key in the entries from newer
+ * (the one whose undo would have re-created the object; its pre list only)
+ * to older, exclusive (pres and posts as rb_undo_cancel has them): what they
+ * set back on the object (a comment, a rename) would name an object that
+ * the revert, which neither re-creates nor drops it, never has.
+ */
+static void
+cancel_between(List *pres, List *posts, int newer, int older, const char *key)
+{
+	int			i;
+
+	for (i = newer; i < older; i++)
+	{
+		List	   *lists[2] = {list_nth(pres, i), i > newer ? list_nth(posts, i) : NIL};
+		int			k;
+
+		for (k = 0; k < 2; k++)
+		{
+			ListCell   *lq;
+
+			foreach(lq, lists[k])
+			{
+				if (lfirst(lq) && goes_with(undo_key(lfirst(lq)), key))
+					lfirst(lq) = NULL;
+			}
+		}
+	}
+}
+
+/*
  * rb_undo_cancel: in a revert over several journal entries (newest first;
  * pres and posts hold each entry's undo lists), an entry's undo may
  * re-create an index or a constraint (post, once the rows are back) that
@@ -231,6 +261,9 @@ rb_undo_cancel(List *pres, List *posts)
 				if (strncmp(key, "col:", 4) == 0)
 					continue;
 				lfirst(lp) = NULL;
+				/* the object never exists during the revert: nothing on it runs */
+				cancel_between(pres, posts, foreach_current_index(ln),
+							   foreach_current_index(lc), key);
 				break;
 			}
 		}
