@@ -1149,18 +1149,24 @@ BEGIN
 			pre := pre || format('/*rb:nn:%s:%s*/ ALTER TABLE %s ALTER COLUMN %I DROP NOT NULL',
 								 a->>'oid', x->>'num', t, x->>'name');
 		END IF;
+		/*
+		 * keyed by the column's number: a newer entry's undo that re-adds
+		 * the column (it dropped it) sets its comment and privileges back
+		 * once the rows are back, and these wait behind that (undoplan.c)
+		 */
+		k := format('/*rb:col:%s:%s*/ ', a->>'oid', x->>'num');
 		IF y->>'comment' IS DISTINCT FROM x->>'comment' THEN
-			pre := pre || format('COMMENT ON COLUMN %s.%I IS %s', t, x->>'name',
-								 coalesce(quote_literal(y->>'comment'), 'NULL'));
+			pre := pre || (k || format('COMMENT ON COLUMN %s.%I IS %s', t, x->>'name',
+									   coalesce(quote_literal(y->>'comment'), 'NULL')));
 		END IF;
 		/*
 		 * after the relation's own privileges, which take the column
 		 * privileges of the roles they revoke with them
 		 */
 		IF y->'acl' IS DISTINCT FROM x->'acl' OR b->'acl' IS DISTINCT FROM a->'acl' THEN
-			colacl := colacl || rollback._acl_undo('TABLE ' || t, quote_ident(x->>'name'),
-				rollback._acl(y->'acl'),
-				rollback._acl(x->'acl'), NULL, 'c'::"char");
+			colacl := colacl || ARRAY(SELECT k || g FROM unnest(rollback._acl_undo('TABLE ' || t,
+				quote_ident(x->>'name'), rollback._acl(y->'acl'), rollback._acl(x->'acl'), NULL,
+				'c'::"char")) WITH ORDINALITY AS u(g, n) ORDER BY u.n);
 		END IF;
 		IF y->'stats' <> x->'stats' THEN
 			pre := pre || format('ALTER TABLE %s ALTER COLUMN %I SET STATISTICS %s', t, x->>'name', y->>'stats');

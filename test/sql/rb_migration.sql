@@ -1117,6 +1117,29 @@ SELECT public.mig_fp() = :'fp31' AS rows_unchanged;
 \! pg_dump --schema-only --schema=mig | grep -v '^\\.*restrict' | diff $RB_DUMP.before31 - && echo schema unchanged
 \! rm -f $RB_DUMP.before31
 
+-- 32. a column's privileges and comment set, then the column dropped, in
+-- one migration: its revert re-adds the column with what it had when it was
+-- dropped, once the rows are back, and only then takes back the GRANT and
+-- the COMMENT.  Found by fuzz_ddl.pl seed 3358.
+SET rollback.auto_track_migrations = off;
+CREATE TABLE mig.t32 (id int PRIMARY KEY, v text);
+INSERT INTO mig.t32 SELECT g, 'v' || g FROM generate_series(1, 3) g;
+RESET rollback.auto_track_migrations;
+SELECT public.mig_fp() AS fp32 \gset
+\! pg_dump --schema-only --schema=mig | grep -v '^\\.*restrict' > $RB_DUMP.before32
+SELECT rollback.begin_migration('32-a') > 0 AS begun;
+GRANT UPDATE (v) ON mig.t32 TO rb_mig_other;
+COMMENT ON COLUMN mig.t32.v IS 'vee';
+ALTER TABLE mig.t32 DROP COLUMN v;
+SELECT rollback.end_migration();
+SELECT action, detail FROM rollback.revert_migration('32-a', dry_run => true) WHERE action = 'undo';
+SELECT count(*) > 0 AS reverted FROM rollback.revert_migration('32-a');
+SELECT attname, attacl, col_description(attrelid, attnum) FROM pg_attribute
+ WHERE attrelid = 'mig.t32'::regclass AND attname = 'v';
+SELECT public.mig_fp() = :'fp32' AS rows_unchanged;
+\! pg_dump --schema-only --schema=mig | grep -v '^\\.*restrict' | diff $RB_DUMP.before32 - && echo schema unchanged
+\! rm -f $RB_DUMP.before32
+
 \! rm -f $RB_DUMP.before $RB_DUMP.before5 $RB_DUMP.before11
 -- leave the database as the other tests expect it: no tracked table
 SET rollback.auto_track_migrations = off;
