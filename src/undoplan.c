@@ -177,20 +177,22 @@ waits(List *stmts, const char *key)
 }
 
 /*
- * cancel_between: cancel the statements keyed key in the entries from newer
- * (the one whose undo would have re-created the object; its pre list only)
- * to older, exclusive (pres and posts as rb_undo_cancel has them): what they
- * set back on the object (a comment, a rename) would name an object that
- * the revert, which neither re-creates nor drops it, never has.
+ * cancel_between: cancel the statements keyed key in the entries strictly
+ * between newer (the one whose undo would have re-created the object) and
+ * older (the one whose undo would have dropped it), as rb_undo_cancel has
+ * them in pres and posts: what they set back on the object (a comment, a
+ * rename) would name an object that the revert, which neither re-creates
+ * nor drops it, never has.  Not newer's own pre list: when newer rebuilt
+ * the object (ALTER COLUMN TYPE), its undo drops the rebuilt one there.
  */
 static void
 cancel_between(List *pres, List *posts, int newer, int older, const char *key)
 {
 	int			i;
 
-	for (i = newer; i < older; i++)
+	for (i = newer + 1; i < older; i++)
 	{
-		List	   *lists[2] = {list_nth(pres, i), i > newer ? list_nth(posts, i) : NIL};
+		List	   *lists[2] = {list_nth(pres, i), list_nth(posts, i)};
 		int			k;
 
 		for (k = 0; k < 2; k++)

@@ -1140,6 +1140,26 @@ SELECT public.mig_fp() = :'fp32' AS rows_unchanged;
 \! pg_dump --schema-only --schema=mig | grep -v '^\\.*restrict' | diff $RB_DUMP.before32 - && echo schema unchanged
 \! rm -f $RB_DUMP.before32
 
+-- 33. an index and a constraint created, then rebuilt by ALTER COLUMN TYPE,
+-- in one migration: its revert drops the rebuilt ones (the creation's drop
+-- and the rebuild's re-creation cancel out; the rebuild's drop stays).
+SET rollback.auto_track_migrations = off;
+CREATE TABLE mig.t33 (id int PRIMARY KEY, v int);
+INSERT INTO mig.t33 SELECT g, g FROM generate_series(1, 3) g;
+RESET rollback.auto_track_migrations;
+SELECT public.mig_fp() AS fp33 \gset
+\! pg_dump --schema-only --schema=mig | grep -v '^\\.*restrict' > $RB_DUMP.before33
+SELECT rollback.begin_migration('33-a') > 0 AS begun;
+CREATE INDEX t33_v ON mig.t33 (v);
+ALTER TABLE mig.t33 ADD CONSTRAINT t33_u UNIQUE (v);
+ALTER TABLE mig.t33 ALTER COLUMN v TYPE bigint;
+SELECT rollback.end_migration();
+SELECT action, detail FROM rollback.revert_migration('33-a', dry_run => true) WHERE action = 'undo';
+SELECT count(*) > 0 AS reverted FROM rollback.revert_migration('33-a');
+SELECT public.mig_fp() = :'fp33' AS rows_unchanged;
+\! pg_dump --schema-only --schema=mig | grep -v '^\\.*restrict' | diff $RB_DUMP.before33 - && echo schema unchanged
+\! rm -f $RB_DUMP.before33
+
 \! rm -f $RB_DUMP.before $RB_DUMP.before5 $RB_DUMP.before11
 -- leave the database as the other tests expect it: no tracked table
 SET rollback.auto_track_migrations = off;
