@@ -1160,6 +1160,31 @@ SELECT public.mig_fp() = :'fp33' AS rows_unchanged;
 \! pg_dump --schema-only --schema=mig | grep -v '^\\.*restrict' | diff $RB_DUMP.before33 - && echo schema unchanged
 \! rm -f $RB_DUMP.before33
 
+-- 34. a migration that dropped a primary key and added a row whose key is
+-- too large for an index entry: its revert deletes the row and re-adds the
+-- key in one transaction, and PostgreSQL's index build still indexes the
+-- row it deleted (as DELETE then ADD PRIMARY KEY in one transaction would):
+-- 54000, and the revert changes nothing.
+SET rollback.auto_track_migrations = off;
+CREATE TABLE mig.t34 (a int, b text, PRIMARY KEY (a, b));
+INSERT INTO mig.t34 VALUES (1, 'one');
+RESET rollback.auto_track_migrations;
+SELECT public.mig_fp() AS fp34 \gset
+SELECT rollback.begin_migration('34-a') > 0 AS begun;
+ALTER TABLE mig.t34 DROP CONSTRAINT t34_pkey;
+INSERT INTO mig.t34 SELECT 2, string_agg(md5(g::text), '') FROM generate_series(1, 400) g;
+SELECT rollback.end_migration();
+SELECT public.mig_fp() AS fp34a \gset
+\set VERBOSITY terse
+SELECT count(*) FROM rollback.revert_migration('34-a');
+\set VERBOSITY default
+SELECT status FROM rollback.migrations WHERE version = '34-a';
+SELECT public.mig_fp() = :'fp34a' AS rows_as_after_34a;
+DELETE FROM mig.t34 WHERE a = 2;
+SELECT count(*) > 0 AS reverted FROM rollback.revert_migration('34-a');
+SELECT public.mig_fp() = :'fp34' AS rows_unchanged;
+SELECT conname FROM pg_constraint WHERE conrelid = 'mig.t34'::regclass;
+
 \! rm -f $RB_DUMP.before $RB_DUMP.before5 $RB_DUMP.before11
 -- leave the database as the other tests expect it: no tracked table
 SET rollback.auto_track_migrations = off;
